@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, with everything it needs, on a fresh Debian machine that
+# has only the Rust toolchain. CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkg() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "test.sh: installing $2 (needed for $1)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; fi
+  command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is still missing after installing $2" >&2; exit 1; }
+}
+
+# Tests start their own redis-server on a free port; they never mock Redis.
+need_pkg redis-server redis-server
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --all-targets

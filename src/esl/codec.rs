@@ -1,0 +1,3 @@
+//! (being written)
+pub struct EslCodec;
+pub enum Message {}

@@ -1,0 +1,3 @@
+//! (being written)
+pub struct Event;
+pub enum EventFormat { Plain, Json }

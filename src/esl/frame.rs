@@ -1,0 +1,3 @@
+//! (being written)
+pub struct Frame;
+pub enum ContentType {}

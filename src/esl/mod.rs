@@ -1,0 +1,29 @@
+//! The FreeSWITCH Event Socket protocol, and nothing else.
+//!
+//! This module owns the wire: framing ([`frame`], [`codec`]), the events
+//! FreeSWITCH sends ([`event`]), the commands we send ([`command`], [`api`],
+//! [`dialstring`]), one authenticated connection with reply correlation
+//! ([`connection`]) and the per-node supervisor that keeps it alive ([`node`]).
+//! It must not know about tenants, sessions or calls: those live above, in
+//! `switch` and the domain modules, which never format ESL text themselves.
+//!
+//! The facts it relies on are in `shared/esl/REFERENCE.md`; where that text and
+//! the real recordings in `shared/esl/captures/` disagree, the recordings win.
+
+pub mod api;
+pub mod cause;
+pub mod codec;
+pub mod command;
+pub mod connection;
+pub mod dialstring;
+pub mod event;
+pub mod frame;
+mod json;
+pub mod node;
+pub mod request;
+pub mod urlenc;
+
+pub use cause::HangupCause;
+pub use codec::{EslCodec, Message};
+pub use event::{Event, EventFormat};
+pub use frame::{ContentType, Frame};

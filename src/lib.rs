@@ -1,0 +1,3 @@
+//! fsgate: a daemon beside FreeSWITCH that turns it into a programmable voice platform.
+pub mod esl;
+pub mod sim;
