@@ -9,22 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use fsgate::esl::api::ApiCommand;
 use fsgate::esl::codec::FrameCodec;
 use fsgate::esl::command::{EventName, Password};
-use fsgate::esl::connection::{self, CloseReason, ConnectError, ConnectOptions, Delivery, RequestError};
+use fsgate::esl::connection::{
+    self, CloseReason, ConnectError, ConnectOptions, Delivery, RequestError,
+};
 use fsgate::esl::frame;
 use fsgate::esl::node::{Node, NodeConfig, NodeEvent};
 use fsgate::esl::request::{Request, RequestCodec};
 use fsgate::esl::{event, EventFormat};
+use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
 fn capture_frames(name: &str) -> Vec<Bytes> {
-    let path = format!("{}/tests/fixtures/captures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/captures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let data = std::fs::read(path).unwrap();
     // Re-cut the stream into the exact bytes of each frame.
     let mut buf = BytesMut::from(&data[..]);
@@ -114,7 +119,10 @@ async fn wrong_password_is_a_distinct_non_retryable_error() {
             p.send(f).await; // -ERR invalid, disconnect notice
         }
     });
-    let err = connection::connect(&addr, &opts("wrong-password")).await.err().unwrap();
+    let err = connection::connect(&addr, &opts("wrong-password"))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, ConnectError::AuthFailed), "{err}");
     assert!(!err.is_retryable());
 }
@@ -123,7 +131,10 @@ async fn wrong_password_is_a_distinct_non_retryable_error() {
 async fn unreachable_switch_is_retryable() {
     let (l, addr) = listener().await;
     drop(l);
-    let err = connection::connect(&addr, &opts("ClueCon")).await.err().unwrap();
+    let err = connection::connect(&addr, &opts("ClueCon"))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, ConnectError::Io(_)));
     assert!(err.is_retryable());
 }
@@ -150,10 +161,8 @@ async fn replies_match_requests_while_events_interleave() {
     });
     let (client, mut events) = connection::connect(&addr, &opts("ClueCon")).await.unwrap();
     let uuid = uuid::Uuid::nil();
-    let (r1, r2) = tokio::join!(
-        client.api(&ApiCommand::status()),
-        client.api(&ApiCommand::uuid_answer(uuid))
-    );
+    let (status_cmd, answer_cmd) = (ApiCommand::status(), ApiCommand::uuid_answer(uuid));
+    let (r1, r2) = tokio::join!(client.api(&status_cmd), client.api(&answer_cmd));
     assert!(r1.unwrap().starts_with(b"UP 0 years"));
     assert_eq!(&r2.unwrap()[..], b"-ERROR\n");
     for _ in 0..2 {
@@ -175,11 +184,24 @@ async fn bgapi_results_are_delivered_by_job_uuid() {
         assert_eq!(req.line, "bgapi status");
         let job = req.header("Job-UUID").unwrap().to_owned();
         let mut b = BytesMut::new();
-        frame::write_command_reply(&mut b, &format!("+OK Job-UUID: {job}"), &[("Job-UUID", &job)]);
+        frame::write_command_reply(
+            &mut b,
+            &format!("+OK Job-UUID: {job}"),
+            &[("Job-UUID", &job)],
+        );
         // Someone else's job first: it must reach the event stream instead.
         for id in ["11111111-2222-3333-4444-555555555555", job.as_str()] {
-            let headers = [("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", id), ("Job-Command", "status")];
-            event::write_event(&mut b, EventFormat::Plain, &headers, Some(format!("+OK {id}\n").as_bytes()));
+            let headers = [
+                ("Event-Name", "BACKGROUND_JOB"),
+                ("Job-UUID", id),
+                ("Job-Command", "status"),
+            ];
+            event::write_event(
+                &mut b,
+                EventFormat::Plain,
+                &headers,
+                Some(format!("+OK {id}\n").as_bytes()),
+            );
         }
         p.send(&b).await;
         let _ = p.next().await;
@@ -190,7 +212,10 @@ async fn bgapi_results_are_delivered_by_job_uuid() {
     let result = job.result(Duration::from_secs(2)).await.unwrap();
     assert_eq!(result.body_text().unwrap(), format!("+OK {id}\n"));
     match events.recv().await.unwrap() {
-        Delivery::Event(e) => assert_eq!(e.job_uuid().unwrap(), "11111111-2222-3333-4444-555555555555"),
+        Delivery::Event(e) => assert_eq!(
+            e.job_uuid().unwrap(),
+            "11111111-2222-3333-4444-555555555555"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -212,7 +237,10 @@ async fn disconnect_notice_fails_waiting_requests_and_ends_events() {
     assert!(events.recv().await.is_none());
     assert_eq!(events.close_reason(), Some(CloseReason::PeerClosed));
     assert!(client.is_closed());
-    assert_eq!(client.api(&ApiCommand::status()).await.unwrap_err(), RequestError::ConnectionLost);
+    assert_eq!(
+        client.api(&ApiCommand::status()).await.unwrap_err(),
+        RequestError::ConnectionLost
+    );
 }
 
 #[tokio::test]
@@ -294,24 +322,44 @@ async fn node_reconnects_and_resubscribes_after_the_peer_drops() {
                 drop(p); // the switch goes away
             } else {
                 let mut b = BytesMut::new();
-                event::write_event(&mut b, EventFormat::Json, &[("Event-Name", "HEARTBEAT")], None);
+                event::write_event(
+                    &mut b,
+                    EventFormat::Json,
+                    &[("Event-Name", "HEARTBEAT")],
+                    None,
+                );
                 p.send(&b).await;
                 while p.next().await.is_some() {}
             }
         }
     });
     let mut config = NodeConfig::new("fs1", addr, opts("ClueCon"));
-    config.events = vec![EventName::new("CHANNEL_ANSWER").unwrap(), EventName::new("HEARTBEAT").unwrap()];
+    config.events = vec![
+        EventName::new("CHANNEL_ANSWER").unwrap(),
+        EventName::new("HEARTBEAT").unwrap(),
+    ];
     let (tx, mut rx) = mpsc::channel(16);
     let node = Node::spawn(config, tx);
     let started = std::time::Instant::now();
-    assert!(matches!(rx.recv().await.unwrap(), NodeEvent::Connected { reconnects: 0, .. }));
-    assert!(matches!(rx.recv().await.unwrap(), NodeEvent::Disconnected { .. }));
+    assert!(matches!(
+        rx.recv().await.unwrap(),
+        NodeEvent::Connected { reconnects: 0, .. }
+    ));
+    assert!(matches!(
+        rx.recv().await.unwrap(),
+        NodeEvent::Disconnected { .. }
+    ));
     // While disconnected, commands fail fast rather than hang.
     let handle = node.handle();
     let _ = handle.api(&ApiCommand::status()).await;
-    assert!(matches!(rx.recv().await.unwrap(), NodeEvent::Connected { reconnects: 1, .. }));
-    assert!(started.elapsed() < Duration::from_secs(2), "back within 2 s");
+    assert!(matches!(
+        rx.recv().await.unwrap(),
+        NodeEvent::Connected { reconnects: 1, .. }
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "back within 2 s"
+    );
     match rx.recv().await.unwrap() {
         NodeEvent::Event { node, event } => {
             assert_eq!(&*node, "fs1");
@@ -352,6 +400,8 @@ async fn node_stops_on_a_refused_password() {
         NodeEvent::Failed { error, .. } => assert!(error.contains("password"), "{error}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(node.handle().state(), fsgate::esl::node::NodeState::Failed { .. }));
+    assert!(matches!(
+        node.handle().state(),
+        fsgate::esl::node::NodeState::Failed { .. }
+    ));
 }
-

@@ -22,7 +22,12 @@ pub struct EventsArgs {
     #[arg(long, default_value = "127.0.0.1:8021")]
     pub connect: String,
     /// ESL password (event_socket.conf.xml).
-    #[arg(long, default_value = "ClueCon", env = "FSGATE_ESL_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        default_value = "ClueCon",
+        env = "FSGATE_ESL_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: String,
     /// Event format to subscribe with.
     #[arg(long, value_parser = ["plain", "json"], default_value = "json")]
@@ -151,7 +156,9 @@ pub fn format_line(event: &Event) -> String {
 }
 
 fn quote(value: &str) -> String {
-    if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c == '"' || c.is_control()) {
+    if !value.is_empty()
+        && !value.contains(|c: char| c.is_whitespace() || c == '"' || c.is_control())
+    {
         value.to_owned()
     } else {
         format!("{value:?}")

@@ -187,7 +187,10 @@ impl Shared {
             self.close_reason.send_replace(Some(reason));
         }
         // Dropping the senders wakes every waiter with ConnectionLost.
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
@@ -250,7 +253,11 @@ impl BackgroundJob {
 impl Drop for BackgroundJob {
     fn drop(&mut self) {
         let key = self.job_uuid.to_string();
-        self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        self.shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 }
 
@@ -262,7 +269,10 @@ pub async fn connect(addr: &str, opts: &ConnectOptions) -> Result<(Client, Event
     }
 }
 
-async fn connect_inner(addr: &str, opts: &ConnectOptions) -> Result<(Client, Events), ConnectError> {
+async fn connect_inner(
+    addr: &str,
+    opts: &ConnectOptions,
+) -> Result<(Client, Events), ConnectError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     if let Some(idle) = opts.keepalive {
@@ -279,15 +289,26 @@ async fn connect_inner(addr: &str, opts: &ConnectOptions) -> Result<(Client, Eve
     match first {
         Message::AuthRequest => {}
         Message::RudeRejection(text) => return Err(ConnectError::Rejected(text.trim().to_owned())),
-        other => return Err(ConnectError::Protocol(format!("expected auth/request, got {other:?}"))),
+        other => {
+            return Err(ConnectError::Protocol(format!(
+                "expected auth/request, got {other:?}"
+            )))
+        }
     }
     let mut buf = BytesMut::new();
     Command::Auth(opts.password.clone()).encode(&mut buf);
     write.write_all(&buf).await?;
     match next_message(&mut frames).await? {
         Message::Reply(r) if r.is_ok() => {}
-        Message::Reply(r) if r.text().starts_with("-ERR invalid") => return Err(ConnectError::AuthFailed),
-        Message::Reply(r) => return Err(ConnectError::Protocol(format!("auth answered {:?}", r.text()))),
+        Message::Reply(r) if r.text().starts_with("-ERR invalid") => {
+            return Err(ConnectError::AuthFailed)
+        }
+        Message::Reply(r) => {
+            return Err(ConnectError::Protocol(format!(
+                "auth answered {:?}",
+                r.text()
+            )))
+        }
         other => return Err(ConnectError::Protocol(format!("auth answered {other:?}"))),
     }
 
@@ -309,7 +330,13 @@ async fn connect_inner(addr: &str, opts: &ConnectOptions) -> Result<(Client, Eve
         request_timeout: opts.request_timeout,
         close_rx: close_rx.clone(),
     };
-    Ok((client, Events { rx: ev_rx, close_rx }))
+    Ok((
+        client,
+        Events {
+            rx: ev_rx,
+            close_rx,
+        },
+    ))
 }
 
 async fn next_message(
@@ -326,7 +353,11 @@ async fn next_message(
     }
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>, shared: Arc<Shared>) {
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
     let mut batch = BytesMut::with_capacity(4096);
     while let Some(first) = rx.recv().await {
         // Register slots and gather whatever else is queued into one write.
@@ -343,7 +374,9 @@ async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<O
             next = rx.try_recv().ok();
         }
         if let Err(e) = write.write_all(&batch).await {
-            shared.close(CloseReason::Error(format!("writing to FreeSWITCH failed: {e}")));
+            shared.close(CloseReason::Error(format!(
+                "writing to FreeSWITCH failed: {e}"
+            )));
             break;
         }
         batch.clear();
@@ -400,7 +433,10 @@ async fn read_loop(
                 shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "unreadable event from FreeSWITCH skipped");
             }
-            Message::AuthRequest | Message::RudeRejection(_) | Message::Log(_) | Message::Other(_) => {}
+            Message::AuthRequest
+            | Message::RudeRejection(_)
+            | Message::Log(_)
+            | Message::Other(_) => {}
         }
     };
     tracing::debug!(%reason, "ESL connection ended");
@@ -408,7 +444,11 @@ async fn read_loop(
 }
 
 fn answer(shared: &Shared, answer: Answer) {
-    let slot = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let slot = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
     match slot {
         // The waiter may have timed out; its slot still keeps replies in order.
         Some(slot) => drop(slot.send(answer)),
@@ -423,7 +463,11 @@ fn take_job_result(shared: &Shared, event: Event) -> Option<Event> {
         return Some(event);
     }
     let job = event.job_uuid()?.into_owned();
-    let waiter = shared.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+    let waiter = shared
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job);
     match waiter {
         Some(tx) => {
             let _ = tx.send(event);
@@ -442,7 +486,10 @@ impl Client {
         command.encode(&mut bytes);
         let (slot, rx) = oneshot::channel();
         self.tx
-            .send(Outgoing { bytes, slot: Some(slot) })
+            .send(Outgoing {
+                bytes,
+                slot: Some(slot),
+            })
             .map_err(|_| RequestError::ConnectionLost)?;
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -502,7 +549,11 @@ impl Client {
     }
 
     /// Subscribes to events (`event <format> <names…>`; no names means ALL).
-    pub async fn subscribe(&self, format: EventFormat, events: &[EventName]) -> Result<(), RequestError> {
+    pub async fn subscribe(
+        &self,
+        format: EventFormat,
+        events: &[EventName],
+    ) -> Result<(), RequestError> {
         let reply = self
             .command(&Command::Event {
                 format,

@@ -53,7 +53,11 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A node with the default backoff (50 ms doubling to 1 s).
-    pub fn new(name: impl Into<String>, address: impl Into<String>, connect: ConnectOptions) -> NodeConfig {
+    pub fn new(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        connect: ConnectOptions,
+    ) -> NodeConfig {
         NodeConfig {
             name: name.into(),
             address: address.into(),
@@ -189,7 +193,13 @@ impl Node {
     /// Stops the supervisor and closes the connection.
     pub async fn shutdown(self) {
         self.task.abort();
-        let client = self.handle.shared.client.write().unwrap_or_else(|e| e.into_inner()).take();
+        let client = self
+            .handle
+            .shared
+            .client
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(client) = client {
             client.close().await;
         }
@@ -259,7 +269,9 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
             Ok((client, mut events)) => {
                 delay = config.backoff_min;
                 *shared.client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
-                shared.state.send_replace(NodeState::Connected { since: Instant::now() });
+                shared.state.send_replace(NodeState::Connected {
+                    since: Instant::now(),
+                });
                 tracing::info!(node = %name, address = %config.address, "FreeSWITCH node connected");
                 let hello = NodeEvent::Connected {
                     node: name.clone(),
@@ -305,7 +317,9 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
             Err(error) if !error.is_retryable() => {
                 let error = error.to_string();
                 tracing::error!(node = %name, %error, "FreeSWITCH node refused us; not retrying");
-                shared.state.send_replace(NodeState::Failed { error: error.clone() });
+                shared.state.send_replace(NodeState::Failed {
+                    error: error.clone(),
+                });
                 let _ = out.send(NodeEvent::Failed { node: name, error }).await;
                 return;
             }
@@ -321,11 +335,15 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
     }
 }
 
-async fn connect_and_subscribe(config: &NodeConfig) -> Result<(Client, connection::Events), ConnectError> {
+async fn connect_and_subscribe(
+    config: &NodeConfig,
+) -> Result<(Client, connection::Events), ConnectError> {
     let (client, events) = connection::connect(&config.address, &config.connect).await?;
     if let Err(e) = client.subscribe(config.format, &config.events).await {
         client.close().await;
-        return Err(ConnectError::Protocol(format!("subscribing to events failed: {e}")));
+        return Err(ConnectError::Protocol(format!(
+            "subscribing to events failed: {e}"
+        )));
     }
     Ok((client, events))
 }
