@@ -23,8 +23,9 @@ use crate::esl::event::EventFormat;
 pub struct Password(String);
 
 impl Password {
-    /// Validates a password: non-empty, no CR, LF or NUL (spaces are part of
-    /// it, as FreeSWITCH reads everything after `auth `).
+    /// Validates a password: non-empty, at most 1024 characters, no CR, LF or
+    /// NUL (spaces are part of it, as FreeSWITCH reads everything after
+    /// `auth `), and not containing `mod_event_socket`.
     pub fn new(secret: &str) -> Result<Password, CommandError> {
         const FIELD: &str = "password";
         check_non_empty(FIELD, secret)?;
