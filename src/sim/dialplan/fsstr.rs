@@ -2,8 +2,42 @@
 //!
 //! This file owns faithful copies of the C helpers whose quirks are visible from a
 //! dialplan: word splitting with single quotes and backslash escapes
-//! (`switch_separate_string` with a blank delimiter), `switch_url_decode` and `atoi`. It must not know about channels, applications or XML; it
+//! (`switch_separate_string` with a blank delimiter), `switch_url_decode`, `atoi`
+//! and `switch_true`. It must not know about channels, applications or XML; it
 //! only turns strings into strings.
+
+/// `switch_true`: "yes", "on", "true", "t", "enabled", "active", "allow"
+/// (any case) or a non-zero number.
+pub(crate) fn switch_true(value: Option<&str>) -> bool {
+    let Some(v) = value else { return false };
+    const WORDS: [&str; 7] = ["yes", "on", "true", "t", "enabled", "active", "allow"];
+    if WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        return true;
+    }
+    is_number(v) && atoi(v) != 0
+}
+
+/// `switch_is_number`: optional sign, digits, at most one dot, nothing else.
+fn is_number(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if body.is_empty() {
+        return false;
+    }
+    let mut dots = 0;
+    for c in body.chars() {
+        match c {
+            '0'..='9' => {}
+            '.' => {
+                dots += 1;
+                if dots > 1 {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
 
 /// C `atoi`: leading white space, an optional sign, then digits; anything
 /// unparsable gives 0. Saturates instead of overflowing.
@@ -167,6 +201,19 @@ fn cleanup_separated(word: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switch_true_words_and_numbers() {
+        for v in [
+            "true", "TRUE", "yes", "on", "t", "enabled", "active", "allow", "1", "-2",
+        ] {
+            assert!(switch_true(Some(v)), "{v}");
+        }
+        for v in ["false", "no", "0", "", "truex", "1a"] {
+            assert!(!switch_true(Some(v)), "{v}");
+        }
+        assert!(!switch_true(None));
+    }
 
     #[test]
     fn atoi_like_c() {

@@ -1,22 +1,32 @@
 //! The simulator's XML dialplan: mod_dialplan_xml's hunt and the applications it names.
 //!
-//! This module owns `${variable}` expansion ([`expand()`]), the typed list of
-//! applications the simulator knows ([`App`]) and the `curl` application
-//! ([`curl`]); the XML reading and the hunt come next. It must not own channels
-//! or their state machine: it reads and writes a channel only through
-//! [`ChannelVars`], and it never executes bridge, park, answer, hangup,
-//! respond, transfer, playback or sleep; the channel code does.
+//! This module owns reading dialplan XML ([`Dialplan::load_dir`],
+//! [`Dialplan::from_xml`]), hunting a context for a channel the way FreeSWITCH
+//! does ([`Dialplan::hunt`], which runs `inline="true"` actions on the spot),
+//! `${variable}` expansion ([`expand()`]), the typed list of applications the
+//! simulator knows ([`App`]) and the `curl` application ([`curl`]). It must not
+//! own channels or their state machine: it reads and writes a channel only
+//! through [`ChannelVars`], and it never executes bridge, park, answer,
+//! hangup, respond, transfer, playback or sleep; the channel code does, from the
+//! [`Action`]s a hunt returns.
 //!
-//! Pieces: `expand` (variables), `app` (the [`App`] enum and the variable
-//! applications), `curl` (the `curl` application) and `fsstr` (FreeSWITCH's
-//! string helpers: word splitting, URL decoding, `atoi`).
+//! Pieces: `xml` (parsing into a model), `hunt` (conditions, regular
+//! expressions, captures, hunting), `expand` (variables), `app` (the [`App`]
+//! enum and the variable applications), `curl` (the `curl` application) and
+//! `fsstr` (FreeSWITCH's string helpers: word splitting, URL decoding, `atoi`).
+//! The semantics reproduced, and where the simulator deliberately differs, are
+//! documented in each of them.
 
 pub mod app;
 pub mod curl;
 mod expand;
 mod fsstr;
+mod hunt;
+mod xml;
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use app::{apply_variable_app, App, INLINE_APPLICATIONS, KNOWN_APPLICATIONS};
 pub use curl::{CurlOutcome, CurlRequest};
@@ -138,6 +148,95 @@ impl Action {
     }
 }
 
+/// A loaded dialplan. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Dialplan {
+    model: Arc<xml::Model>,
+}
+
+impl fmt::Debug for Dialplan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dialplan")
+            .field("contexts", &self.context_names())
+            .finish()
+    }
+}
+
+impl Dialplan {
+    /// Loads every `*.xml` file under `dir` (recursively, in path order);
+    /// contexts with the same name get their extensions appended in that order.
+    pub fn load_dir(dir: &Path) -> Result<Dialplan, DialplanError> {
+        let mut files = Vec::new();
+        collect_xml_files(dir, &mut files)?;
+        files.sort();
+        let mut model = xml::Model::default();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|source| DialplanError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            model.merge(xml::parse(&text, &path.display().to_string())?);
+        }
+        Ok(Dialplan {
+            model: Arc::new(model),
+        })
+    }
+
+    /// Parses one document (errors name the file `<string>`).
+    pub fn from_xml(xml: &str) -> Result<Dialplan, DialplanError> {
+        Ok(Dialplan {
+            model: Arc::new(xml::parse(xml, "<string>")?),
+        })
+    }
+
+    /// True when a context of that name exists (no `global` fallback here).
+    pub fn has_context(&self, name: &str) -> bool {
+        self.model.context(name).is_some()
+    }
+
+    /// The contexts' names, in first-seen order.
+    pub fn context_names(&self) -> Vec<&str> {
+        self.model
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// FreeSWITCH's hunt of `context` for `chan` (see the `hunt` module docs).
+    /// Inline actions run right away against `chan` (set/unset/export/log
+    /// directly, curl through [`curl::perform`] with the channel's
+    /// `curl_timeout`/`curl_connect_timeout`). Returns the other actions in
+    /// order; an empty list means no extension matched (FreeSWITCH then hangs
+    /// up with `NO_ROUTE_DESTINATION`).
+    pub async fn hunt<C: ChannelVars + Send + ?Sized>(
+        &self,
+        context: &str,
+        chan: &mut C,
+        http: &reqwest::Client,
+    ) -> Result<Vec<Action>, DialplanError> {
+        hunt::hunt(&self.model, context, chan, http).await
+    }
+}
+
+fn collect_xml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DialplanError> {
+    let io = |source| DialplanError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        // Directories are entered only when they are real ones (no symlink loops).
+        if entry.file_type().map_err(io)?.is_dir() {
+            collect_xml_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "xml") && path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod testchan {
     //! A map-backed channel for the unit tests.
@@ -190,6 +289,59 @@ pub(crate) mod testchan {
                 Some(v) => self.vars.insert(name.to_owned(), v),
                 None => self.vars.remove(name),
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    //! No input, however odd, makes the dialplan panic.
+    use proptest::prelude::*;
+
+    use super::testchan::TestChannel;
+    use super::*;
+
+    const DOC: &str = r#"<include><context name="c"><extension name="e">
+        <condition field="destination_number" expression="^(\d+)$">
+          <action application="set" data="a=$1 ${b}" inline="true"/>
+          <action application="log" data="x"/>
+        </condition></extension></context></include>"#;
+
+    proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused(text in ".{0,200}") {
+            let _ = Dialplan::from_xml(&text);
+        }
+
+        #[test]
+        fn damaged_documents_are_parsed_or_refused(cut in 0usize..400, junk in "[<>&/\"'a-z=${}()\\\\]{0,8}") {
+            let cut = cut.min(DOC.len());
+            let mut doc = DOC[..cut].to_owned();
+            doc.push_str(&junk);
+            doc.push_str(&DOC[cut..]);
+            let _ = Dialplan::from_xml(&doc);
+        }
+
+        #[test]
+        fn any_data_expands_and_parses(data in "[ -~é]{0,60}", dest in "[0-9a-z${}]{0,12}") {
+            let mut chan = TestChannel::new("1000", &dest);
+            chan.var("b", &data);
+            let _ = expand(&data, &chan);
+            for app in KNOWN_APPLICATIONS {
+                let _ = App::parse(app, &data);
+            }
+            let _ = fsstr::separate_blank(&data, 5);
+            let _ = fsstr::url_decode(&data);
+        }
+
+        #[test]
+        fn any_destination_hunts(dest in "[ -~]{0,24}", b in "[ -~]{0,24}") {
+            let d = Dialplan::from_xml(DOC).unwrap();
+            let mut chan = TestChannel::new("1000", &dest);
+            chan.var("b", &b);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let http = curl::client().unwrap();
+            let _ = rt.block_on(d.hunt("c", &mut chan, &http));
         }
     }
 }
