@@ -285,6 +285,19 @@ pub fn apply_variable_app<C: ChannelVars + ?Sized>(app: &App, chan: &mut C) -> b
     }
 }
 
+/// Emits the `log` application's line through `tracing` (target
+/// `fsgate::sim::log`), FreeSWITCH's level mapped onto tracing's.
+pub fn log_line(level: &str, message: &str) {
+    match level {
+        "CONSOLE" | "ALERT" | "CRIT" | "ERR" => {
+            tracing::error!(target: "fsgate::sim::log", "{message}")
+        }
+        "WARNING" => tracing::warn!(target: "fsgate::sim::log", "{message}"),
+        "NOTICE" | "INFO" => tracing::info!(target: "fsgate::sim::log", "{message}"),
+        _ => tracing::debug!(target: "fsgate::sim::log", "{message}"),
+    }
+}
+
 /// `switch_channel_set_variable`: the old value always goes; an empty value or
 /// one containing `${` is not stored (FreeSWITCH logs an error for the latter).
 pub(crate) fn set_checked<C: ChannelVars + ?Sized>(chan: &mut C, name: &str, value: Option<&str>) {

@@ -31,7 +31,7 @@
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::app::{apply_variable_app, App};
+use super::app::{apply_variable_app, log_line, App};
 use super::expand::expand;
 use super::xml::{ActionDef, Condition, Extension, Model};
 use super::{curl, fsstr::switch_true, Action, ChannelVars, DialplanError};
@@ -368,18 +368,6 @@ async fn run_inline<C: ChannelVars + Send + ?Sized>(
         }
     }
     Ok(())
-}
-
-/// The `log` application's line, at FreeSWITCH's level mapped onto tracing's.
-pub(crate) fn log_line(level: &str, message: &str) {
-    match level {
-        "CONSOLE" | "ALERT" | "CRIT" | "ERR" => {
-            tracing::error!(target: "fsgate::sim::log", "{message}")
-        }
-        "WARNING" => tracing::warn!(target: "fsgate::sim::log", "{message}"),
-        "NOTICE" | "INFO" => tracing::info!(target: "fsgate::sim::log", "{message}"),
-        _ => tracing::debug!(target: "fsgate::sim::log", "{message}"),
-    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use app::{apply_variable_app, App, INLINE_APPLICATIONS, KNOWN_APPLICATIONS};
+pub use app::{apply_variable_app, log_line, App, INLINE_APPLICATIONS, KNOWN_APPLICATIONS};
 pub use curl::{CurlOutcome, CurlRequest};
 pub use expand::expand;
 
