@@ -2,3 +2,6 @@
 pub mod cli;
 pub mod esl;
 pub mod sim;
+pub mod clock;
+pub mod config;
+pub mod store;

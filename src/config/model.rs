@@ -1,0 +1,245 @@
+//! The configuration file's shape: sections, keys and defaults.
+//!
+//! The sections and keys of DESIGN.md §5 are a contract with operators and are
+//! fixed; the keys added here all have defaults, so a file written against
+//! DESIGN.md is complete. Unknown keys are refused (a typo must not silently
+//! become a default). Loading, environment overrides and validation live in
+//! the sibling modules; this file only says what a valid file can contain.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The REST API and the dialplan lookup.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Where shared state lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// One block per FreeSWITCH node.
+    #[serde(default)]
+    pub freeswitch: Vec<NodeConfig>,
+    /// Call-control commands.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// The call table.
+    #[serde(default)]
+    pub calls: CallsConfig,
+    /// Webhook delivery.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    /// Graceful shutdown.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    /// The tenants, provisioned here.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address, `host:port`.
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// Shared token mod_curl sends to `/v1/dialplan/route`; without one, only
+    /// loopback clients may ask.
+    #[serde(default)]
+    pub dialplan_token: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory://` (one process) or `redis://host:port/db`.
+    #[serde(default = "defaults::store_url")]
+    pub url: String,
+}
+
+/// `[[freeswitch]]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name used in logs, metrics, webhooks and the call table.
+    pub name: String,
+    /// mod_event_socket address, `host:port`.
+    pub address: String,
+    /// mod_event_socket password.
+    #[serde(default = "defaults::esl_password")]
+    pub password: String,
+}
+
+/// `[control]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Extension a `disconnect` transfers the call to.
+    #[serde(default = "defaults::disconnect_extension")]
+    pub disconnect_extension: String,
+    /// Context of that extension.
+    #[serde(default = "defaults::disconnect_context")]
+    pub disconnect_context: String,
+    /// How long `answer` waits for CHANNEL_ANSWER before `timeout`.
+    #[serde(default = "defaults::answer_timeout_ms")]
+    pub answer_timeout_ms: u64,
+    /// How long a `command_uid` stays bound to its operation.
+    #[serde(default = "defaults::idempotency_hours")]
+    pub idempotency_hours: u64,
+}
+
+/// `[calls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// How long an ended call stays readable.
+    #[serde(default = "defaults::call_retention_minutes")]
+    pub retention_minutes: u64,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Per-attempt request timeout.
+    #[serde(default = "defaults::webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How long `GET /v1/events` can replay envelopes.
+    #[serde(default = "defaults::events_retention_hours")]
+    pub events_retention_hours: u64,
+    /// Concurrent deliveries per daemon instance.
+    #[serde(default = "defaults::webhook_concurrency")]
+    pub concurrency: usize,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Longest graceful drain after SIGTERM/SIGINT.
+    #[serde(default = "defaults::drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+/// `[[tenants]]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant id; also the `X-App-ID`.
+    pub id: String,
+    /// SHA-256 (hex) of each API key (`fsgate hash-key`).
+    #[serde(default)]
+    pub api_keys_sha256: Vec<String>,
+    /// The masked-number pool (E.164).
+    #[serde(default)]
+    pub masked_numbers: Vec<String>,
+    /// Inbound calls to these are parked for call control (E.164).
+    #[serde(default)]
+    pub control_numbers: Vec<String>,
+    /// TTL applied when a session is created without one.
+    #[serde(default = "defaults::default_ttl_minutes")]
+    pub default_ttl_minutes: u32,
+    /// Largest TTL a session may ask for.
+    #[serde(default = "defaults::max_ttl_minutes")]
+    pub max_ttl_minutes: u32,
+    /// Cut a call still up when its session expires (default: let it finish).
+    #[serde(default)]
+    pub hangup_on_expiry: bool,
+    /// Where webhooks go; none means events are only kept for `/v1/events`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Standard Webhooks secret, `whsec_` + base64.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Default trunk (gateway) for outbound legs.
+    #[serde(default = "defaults::trunk")]
+    pub trunk: String,
+    /// Dial-string template; `${trunk}` and `${number}` are replaced.
+    #[serde(default = "defaults::dial_string")]
+    pub dial_string: String,
+}
+
+/// Default values, one function each (serde wants functions).
+pub mod defaults {
+    pub(crate) fn listen() -> String {
+        "127.0.0.1:8080".into()
+    }
+    pub(crate) fn max_body_bytes() -> usize {
+        64 * 1024
+    }
+    pub(crate) fn store_url() -> String {
+        "memory://".into()
+    }
+    pub(crate) fn esl_password() -> String {
+        "ClueCon".into()
+    }
+    pub(crate) fn disconnect_extension() -> String {
+        "fsgate_disconnected".into()
+    }
+    pub(crate) fn disconnect_context() -> String {
+        "fsgate".into()
+    }
+    pub(crate) fn answer_timeout_ms() -> u64 {
+        2000
+    }
+    pub(crate) fn idempotency_hours() -> u64 {
+        24
+    }
+    pub(crate) fn call_retention_minutes() -> u64 {
+        10
+    }
+    pub(crate) fn webhook_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(crate) fn events_retention_hours() -> u64 {
+        72
+    }
+    pub(crate) fn webhook_concurrency() -> usize {
+        16
+    }
+    pub(crate) fn drain_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(crate) fn default_ttl_minutes() -> u32 {
+        60
+    }
+    pub(crate) fn max_ttl_minutes() -> u32 {
+        240
+    }
+    pub(crate) fn trunk() -> String {
+        "carrier".into()
+    }
+    pub(crate) fn dial_string() -> String {
+        "sofia/gateway/${trunk}/${number}".into()
+    }
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_json::from_value(serde_json::json!({})).expect("every key has a default")
+            }
+        }
+    )*};
+}
+default_from_serde!(HttpConfig, StoreConfig, ControlConfig, CallsConfig, WebhooksConfig, ShutdownConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_default_from_their_key_defaults() {
+        assert_eq!(HttpConfig::default().listen, "127.0.0.1:8080");
+        assert_eq!(StoreConfig::default().url, "memory://");
+        assert_eq!(ControlConfig::default().answer_timeout_ms, 2000);
+        assert_eq!(CallsConfig::default().retention_minutes, 10);
+    }
+}
