@@ -1,3 +1,6 @@
 //! (being written)
 pub struct Event;
-pub enum EventFormat { Plain, Json }
+pub enum EventFormat {
+    Plain,
+    Json,
+}

@@ -58,9 +58,10 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// Encodes `value` exactly as FreeSWITCH does for plain events.
 pub fn encode(value: &[u8]) -> Cow<'_, [u8]> {
-    let needs = value.iter().enumerate().any(|(i, &b)| {
-        is_unsafe(b) && !(b == b'%' && upper_hex_pair(value, i))
-    });
+    let needs = value
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| is_unsafe(b) && !(b == b'%' && upper_hex_pair(value, i)));
     if !needs {
         return Cow::Borrowed(value);
     }
@@ -132,10 +133,16 @@ mod tests {
 
     #[test]
     fn encodes_like_freeswitch() {
-        assert_eq!(&*encode_str("Sat, 21 Nov 2026 17:52:35 GMT"), "Sat,%2021%20Nov%202026%2017%3A52%3A35%20GMT");
+        assert_eq!(
+            &*encode_str("Sat, 21 Nov 2026 17:52:35 GMT"),
+            "Sat,%2021%20Nov%202026%2017%3A52%3A35%20GMT"
+        );
         assert_eq!(&*encode_str("::1"), "%3A%3A1");
         assert_eq!(&*encode_str("+15550100001"), "%2B15550100001");
-        assert_eq!(&*encode_str("plain-text_ok.(x)!~*'$/"), "plain-text_ok.(x)!~*'$/");
+        assert_eq!(
+            &*encode_str("plain-text_ok.(x)!~*'$/"),
+            "plain-text_ok.(x)!~*'$/"
+        );
         assert_eq!(&*encode_str("%41 and %3a"), "%41%20and%20%253a");
         assert_eq!(&*encode_str("é\r\n"), "%C3%A9%0D%0A");
     }
