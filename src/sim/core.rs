@@ -85,6 +85,11 @@ impl std::fmt::Debug for Switch {
     }
 }
 
+/// `uuid_transfer` was refused (no such channel, hanging up, or too many transfers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("transfer refused")]
+pub struct TransferRefused;
+
 /// How an application run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -281,7 +286,7 @@ impl Switch {
                 partner: None,
                 hanging_up: false,
                 created_us: now,
-                sip: sofia::new_peer(from, "127.0.0.1", port),
+                sip: sofia::new_peer(from, "127.0.0.1", port, true),
                 serial: 0,
                 progressed: false,
                 bridged_us: 0,
@@ -575,6 +580,10 @@ impl Switch {
                 ..Extra::default()
             },
         );
+        // switch_core_session_exec sets it again right before running the app.
+        if let Some(ch) = st.chans.get_mut(uuid) {
+            ch.vars.put("current_application", name);
+        }
         Some(app)
     }
 
@@ -654,20 +663,21 @@ impl Switch {
     // ----- transfer --------------------------------------------------------
 
     /// `uuid_transfer`: new caller profile, then the running app is interrupted.
+    /// Fails for unknown or hanging-up channels and when `max_forwards` runs out.
     pub fn transfer(
         &self,
         uuid: &str,
         exten: &str,
         dialplan: &str,
         context: &str,
-    ) -> Result<(), ()> {
+    ) -> Result<(), TransferRefused> {
         let mut st = self.lock();
         let now = self.now();
         let Some(ch) = st.chans.get_mut(uuid) else {
-            return Err(());
+            return Err(TransferRefused);
         };
         if ch.hanging_up {
-            return Err(());
+            return Err(TransferRefused);
         }
         let fwd = match ch
             .vars
@@ -684,7 +694,7 @@ impl Switch {
                 HangupCause::EXCHANGE_ROUTING_ERROR,
                 HangupOrigin::Local,
             );
-            return Err(());
+            return Err(TransferRefused);
         }
         let exten = if exten.is_empty() { "service" } else { exten };
         let source = format!(
@@ -847,8 +857,32 @@ impl Switch {
             tracing::error!(uuid, "origination_uuid already in use, using a random uuid");
             uuid = new_uuid();
         }
-        let name = endpoint.replace("sip:", "");
-        let dest_url = name.splitn(3, '/').nth(2).unwrap_or(&name).to_string();
+        // sofia url-escapes the user part in the channel name, destination
+        // number and request URI ("+1555…" becomes "%2B1555…").
+        let esc_user = crate::esl::urlenc::encode_str(user).into_owned();
+        let (name, dest_url) = match Endpoint::parse(endpoint) {
+            Endpoint::Sofia {
+                profile,
+                host,
+                port,
+                ..
+            } if !endpoint.starts_with("sofia/gateway/") => {
+                let hp = if endpoint.contains(&format!(":{port}")) {
+                    format!("{host}:{port}")
+                } else {
+                    host.clone()
+                };
+                (
+                    format!("sofia/{profile}/{esc_user}@{hp}"),
+                    format!("{esc_user}@{hp}"),
+                )
+            }
+            _ => {
+                let name = endpoint.replace("sip:", "");
+                let dest = name.splitn(3, '/').nth(2).unwrap_or(&name).to_string();
+                (name, dest)
+            }
+        };
         let (cid_name, cid_num) = match &a_ch {
             Some(a) => (
                 var("origination_caller_id_name").unwrap_or(a.profile.caller_id_name.clone()),
@@ -873,7 +907,7 @@ impl Switch {
             callee_id_name: "Outbound Call".into(),
             callee_id_number: user.to_string(),
             ani: cid_num.clone(),
-            destination_number: user.to_string(),
+            destination_number: esc_user.clone(),
             uuid: uuid.clone(),
             source: "src/switch_ivr_originate.c".into(),
             context: "default".into(),
@@ -920,7 +954,7 @@ impl Switch {
             partner: None,
             hanging_up: false,
             created_us: now,
-            sip: sofia::new_peer(user, host, port),
+            sip: sofia::new_peer(user, host, port, false),
             serial: 0,
             progressed: false,
             bridged_us: 0,
@@ -1008,7 +1042,7 @@ impl Switch {
             return;
         };
         let a_tag = self.channel(a).map(|c| c.sip.to_tag).unwrap_or_default();
-        let ops: Vec<(&str, Option<String>)> = vec![
+        let mut ops: Vec<(&str, Option<String>)> = vec![
             ("originate_disposition", Some("failure".into())),
             ("DIALSTATUS", Some("INVALIDARGS".into())),
             ("originate_signal_bond", Some(b.to_string())),
@@ -1019,12 +1053,11 @@ impl Switch {
                     bch.profile.callee_id_name, bch.profile.callee_id_number
                 )),
             ),
-            ("switch_m_sdp", Some(sofia::remote_sdp(&bch))),
-            ("video_media_flow", Some("inactive".into())),
-            ("text_media_flow", Some("inactive".into())),
-            ("audio_media_flow", Some("sendrecv".into())),
-            ("sip_to_tag", Some(a_tag)),
         ];
+        if bch.answered() {
+            ops.extend(media_ops(&bch));
+        }
+        ops.push(("sip_to_tag", Some(a_tag)));
         self.ring_ready(
             a,
             Some((&bch.profile.callee_id_name, &bch.profile.callee_id_number)),
@@ -1228,6 +1261,16 @@ impl State {
     fn pending_disposition(&mut self, uuid: &str, d: Option<&'static str>) {
         self.disposition.insert(uuid.to_string(), d);
     }
+}
+
+/// A leg's media variables once the far end's SDP is known.
+pub fn media_ops(b: &Channel) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        ("switch_m_sdp", Some(sofia::remote_sdp(b))),
+        ("video_media_flow", Some("inactive".into())),
+        ("text_media_flow", Some("inactive".into())),
+        ("audio_media_flow", Some("sendrecv".into())),
+    ]
 }
 
 /// The variables FreeSWITCH computes at reporting time, in its order.

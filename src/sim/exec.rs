@@ -368,7 +368,17 @@ impl Switch {
             return Flow::Stop;
         }
         // A learns that B rang (if it did not already) and answers.
+        let rang_before = self.channel(a).is_some_and(|c| c.progressed);
         self.a_leg_ringing(a, &b);
+        if rang_before {
+            if let Some(bch) = self.channel(&b) {
+                self.with_channel(a, |ch| {
+                    for (k, v) in super::core::media_ops(&bch) {
+                        ch.vars.set(k, v.as_deref());
+                    }
+                });
+            }
+        }
         let between: Vec<(&str, Option<String>)> = vec![
             ("originate_signal_bond", None),
             ("originate_disposition", Some("SUCCESS".into())),
@@ -387,30 +397,29 @@ impl Switch {
             self.finish(&b);
             return Flow::Stop;
         }
-        loop {
-            match self.wait_signal(a, None).await {
-                Some(Signal::PartnerGone) => {
-                    self.unbridge(a, &b, false);
-                    let hab = self
-                        .channel(a)
-                        .and_then(|c| c.vars.get("hangup_after_bridge").map(str::to_string))
-                        .is_some_and(|v| v == "true");
-                    if hab {
-                        // The A leg hangs up once the bridge application returns.
-                        return Flow::HangupAfter;
-                    }
-                    return Flow::Next;
+        match self.wait_signal(a, None).await {
+            Some(Signal::PartnerGone) => {
+                self.unbridge(a, &b, false);
+                let hab = self
+                    .channel(a)
+                    .and_then(|c| c.vars.get("hangup_after_bridge").map(str::to_string))
+                    .is_some_and(|v| v == "true");
+                if hab {
+                    // The A leg hangs up once the bridge application returns.
+                    Flow::HangupAfter
+                } else {
+                    Flow::Next
                 }
-                Some(Signal::Transfer) => {
-                    self.hangup(&b, HangupCause::NORMAL_CLEARING, HangupOrigin::Local);
-                    let _ = self.wait_signal(a, Some(Duration::ZERO)).await;
-                    self.unbridge(a, &b, false);
-                    return Flow::Transfer;
-                }
-                Some(Signal::Hangup) | None => {
-                    self.unbridge(a, &b, true);
-                    return Flow::Stop;
-                }
+            }
+            Some(Signal::Transfer) => {
+                self.hangup(&b, HangupCause::NORMAL_CLEARING, HangupOrigin::Local);
+                self.clear_signals(a);
+                self.unbridge(a, &b, false);
+                Flow::Transfer
+            }
+            Some(Signal::Hangup) | None => {
+                self.unbridge(a, &b, true);
+                Flow::Stop
             }
         }
     }

@@ -122,7 +122,7 @@ mod tests {
         assert!(f.stalled_until().is_some());
         tokio::time::advance(Duration::from_millis(150)).await;
         assert!(f.stalled_until().is_none());
-        let mut rx = f.drop_gen.subscribe();
+        let rx = f.drop_gen.subscribe();
         f.drop_connections();
         assert!(rx.has_changed().unwrap());
         f.stop_reading_for(None);

@@ -23,13 +23,22 @@ fn tag() -> String {
 }
 
 /// A fresh peer description for a far end at host:port.
-pub fn new_peer(user: &str, host: &str, port: u16) -> SipPeer {
+pub fn new_peer(user: &str, host: &str, port: u16, inbound: bool) -> SipPeer {
     let mut r = rand::thread_rng();
     SipPeer {
         host: host.to_string(),
         port,
         user: user.to_string(),
-        call_id: uuid::Uuid::new_v4().to_string(),
+        call_id: if inbound {
+            // sipp-style Call-ID of the far end.
+            format!(
+                "{}-{}@{host}",
+                r.gen_range(1..100u32),
+                r.gen_range(1000..65000u32)
+            )
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        },
         from_tag: tag(),
         to_tag: tag(),
         local_media_port: r.gen_range(16384..32768) & !1,
