@@ -16,8 +16,7 @@ use std::borrow::Cow;
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn is_unsafe(b: u8) -> bool {
-    b < 0x20
-        || b > 0x7e
+    !(0x20..=0x7e).contains(&b)
         || matches!(
             b,
             b' ' | b'"'
