@@ -291,7 +291,12 @@ pub struct Capture {
 pub fn captures_dir() -> PathBuf {
     std::env::var("ESL_CAPTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/work/shared/esl/captures"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/captures"
+            ))
+        })
 }
 
 impl Capture {
