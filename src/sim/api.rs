@@ -123,7 +123,7 @@ pub async fn execute(sw: &Switch, cmd: &str, args: &str) -> Output {
             sw.set_var(uuid, var, value);
             "+OK\n".into()
         }
-        "originate" => originate(sw, args).await,
+        "originate" => Box::pin(originate(sw, args)).await,
         "show" => show(sw, args).into(),
         "hostname" => sw.bus().switchname.clone().into(),
         "version" => "FreeSWITCH Version 1.11.3-dev~64bit (fsgate simulator)\n".into(),
@@ -207,15 +207,14 @@ async fn originate(sw: &Switch, args: &str) -> Output {
         .or(a.timeout_s)
         .map(std::time::Duration::from_secs)
         .unwrap_or(sw.default_timeout());
-    match sw
-        .dial_string(
-            None,
-            &a.dial,
-            (a.cid_name.clone(), a.cid_num.clone()),
-            timeout,
-        )
-        .await
-    {
+    let dialed = Box::pin(sw.dial_string(
+        None,
+        &a.dial,
+        (a.cid_name.clone(), a.cid_num.clone()),
+        timeout,
+    ))
+    .await;
+    match dialed {
         Dialed::Failed(c) => format!("-ERR {}\n", c.name()).into(),
         Dialed::Answered(b) => {
             sw.originate_answered_flip(&b);

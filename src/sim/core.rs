@@ -1243,7 +1243,7 @@ impl Switch {
         let mut last = Dialed::Failed(HangupCause::NORMAL_TEMPORARY_FAILURE);
         for group in &ds.groups {
             let Some(leg) = group.first() else { continue };
-            match self.dial(a, leg, &ds.global, cid.clone(), timeout).await {
+            match Box::pin(self.dial(a, leg, &ds.global, cid.clone(), timeout)).await {
                 Dialed::Answered(b) => return Dialed::Answered(b),
                 f => last = f,
             }

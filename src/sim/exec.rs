@@ -116,7 +116,7 @@ impl Switch {
                 if self.hanging_up(&uuid) {
                     break 'outer;
                 }
-                match self.execute(&uuid, &app, &data).await {
+                match Box::pin(self.execute(&uuid, &app, &data)).await {
                     Flow::Next => {}
                     Flow::Transfer => {
                         plan = Plan::Hunt;
@@ -182,7 +182,7 @@ impl Switch {
         let Some(running) = self.app_start(uuid, app, &expanded) else {
             return Flow::Stop;
         };
-        let flow = self.run_app(uuid, &running, parsed).await;
+        let flow = Box::pin(self.run_app(uuid, &running, parsed)).await;
         self.app_complete(uuid, &running);
         if flow == Flow::HangupAfter {
             self.hangup(uuid, HangupCause::NORMAL_CLEARING, HangupOrigin::Local);
@@ -326,7 +326,7 @@ impl Switch {
                 tracing::info!(uuid, "dialplan log: {msg}");
                 Flow::Next
             }
-            App::Bridge(ds) => self.bridge_app(uuid, running, &ds).await,
+            App::Bridge(ds) => Box::pin(self.bridge_app(uuid, running, &ds)).await,
         }
     }
 
@@ -352,7 +352,7 @@ impl Switch {
             .and_then(|c| c.vars.get("call_timeout").and_then(|v| v.parse().ok()))
             .map(Duration::from_secs)
             .unwrap_or(self.default_timeout());
-        let b = match self.dial_string(Some(a), &ds, (None, None), timeout).await {
+        let b = match Box::pin(self.dial_string(Some(a), &ds, (None, None), timeout)).await {
             Dialed::Answered(b) => b,
             Dialed::Failed(cause) => {
                 if self.hanging_up(a) {

@@ -180,7 +180,7 @@ impl Session {
                                 break;
                             }
                             Some(Ok(req)) => {
-                                match s.command(req).await? {
+                                match Box::pin(s.command(req)).await? {
                                     After::Continue => {}
                                     After::Close => {
                                         wire::write_disconnect_notice(&mut s.buf);
@@ -270,7 +270,7 @@ impl Session {
         let sw = self.ctx.sw.clone();
         if starts_ci(&line, "api ") {
             let (cmd, args) = api::split_command(&line[4..]);
-            let out = api::execute(&sw, &cmd, &args).await;
+            let out = Box::pin(api::execute(&sw, &cmd, &args)).await;
             let body = if out.body.is_empty() {
                 "-ERR no reply\n".to_string()
             } else {
@@ -291,7 +291,7 @@ impl Session {
             self.reply(&format!("+OK Job-UUID: {job}"), &[("Job-UUID", &job)])
                 .await?;
             tokio::spawn(async move {
-                let out = api::execute(&sw, &cmd, &args).await;
+                let out = Box::pin(api::execute(&sw, &cmd, &args)).await;
                 let ev = background_job(sw.bus(), &job, &cmd, &args, &out.body);
                 sw.bus().fire(ev);
                 drop(out);

@@ -252,7 +252,7 @@ impl RawClient {
             if self.closed {
                 return None;
             }
-            let mut tmp = [0u8; 65536];
+            let mut tmp = vec![0u8; 65536];
             let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut tmp)).await {
                 Err(_) => return None,
                 Ok(Ok(0)) | Ok(Err(_)) => {
