@@ -476,3 +476,42 @@ async fn acl_rejection_is_rude() {
     assert!(c.next().await.is_none());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn dialplan_curl_result_feeds_later_actions() {
+    // A tiny HTTP server standing in for fsgate's route endpoint.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = "target=2000";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let sim = start_sim(|_| {}).await;
+    let mut ev = subscribed(sim.esl_addr(), "json").await;
+    let ctl = sim.control_addr().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{ctl}/calls"))
+        .json(&json!({"from": "1001", "to": "4000",
+                      "variables": {"route_url": format!("http://127.0.0.1:{port}/route")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let park = ev
+        .next_event("CHANNEL_PARK")
+        .await
+        .expect("parked after curl");
+    assert_eq!(park.get("variable_curl_response_code"), Some("200"));
+    assert_eq!(park.get("variable_curl_response_data"), Some("target=2000"));
+    assert_eq!(park.get("variable_routed"), Some("200"));
+    sim.shutdown().await;
+}

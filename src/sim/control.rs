@@ -60,6 +60,9 @@ fn err(status: StatusCode, msg: impl Into<String>) -> Response {
 struct NewCall {
     from: String,
     to: String,
+    /// Extra channel variables (e.g. what SIP X-headers would set).
+    #[serde(default)]
+    variables: std::collections::BTreeMap<String, String>,
 }
 
 fn valid_number(s: &str) -> bool {
@@ -76,7 +79,17 @@ async fn place_call(State(c): State<Ctl>, Json(b): Json<NewCall>) -> Response {
             "from and to must be 1-64 of [A-Za-z0-9+*#._-]",
         );
     }
-    let uuid = c.sw.place_inbound(&b.from, &b.to);
+    if b.variables
+        .keys()
+        .any(|k| k.is_empty() || k.contains(['\n', '\r', ' ', ':']))
+    {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "variable names must be non-empty, without spaces or colons",
+        );
+    }
+    let vars: Vec<(String, String)> = b.variables.into_iter().collect();
+    let uuid = c.sw.place_inbound_with(&b.from, &b.to, &vars);
     (StatusCode::CREATED, Json(json!({ "uuid": uuid }))).into_response()
 }
 

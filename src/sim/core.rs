@@ -129,7 +129,7 @@ impl Switch {
             st: Mutex::new(State::default()),
             behaviours: Mutex::new(behaviours),
             dialplan,
-            http: reqwest::Client::new(),
+            http: super::dialplan::curl::client().unwrap_or_default(),
             default_timeout,
         }))
     }
@@ -237,6 +237,12 @@ impl Switch {
 
     /// A new inbound SIP call from `from` to `to` in context `public`; runs the dialplan.
     pub fn place_inbound(&self, from: &str, to: &str) -> String {
+        self.place_inbound_with(from, to, &[])
+    }
+
+    /// [`Switch::place_inbound`] with extra channel variables (as SIP headers
+    /// mapped to variables would arrive), set before the dialplan runs.
+    pub fn place_inbound_with(&self, from: &str, to: &str, vars: &[(String, String)]) -> String {
         let uuid = new_uuid();
         let port = 5062 + (rand::random::<u16>() % 900);
         let name = format!("sofia/external/{from}@127.0.0.1:{port}");
@@ -297,6 +303,9 @@ impl Switch {
             ch.vars.put("call_uuid", &uuid);
             ch.vars.put("session_id", session_id.to_string());
             sofia::inbound_create(&mut ch, to, now);
+            for (k, v) in vars {
+                ch.vars.put(k, v);
+            }
             self.insert(&mut st, ch);
             self.emit(&st, &uuid, ChanEvent::Create, &Extra::default());
             if let Some(ch) = st.chans.get_mut(&uuid) {

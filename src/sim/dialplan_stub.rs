@@ -180,10 +180,10 @@ impl Dialplan {
     }
 
     /// Runs the hunt in `context` and returns the actions to execute.
-    pub async fn hunt(
+    pub async fn hunt<C: ChannelVars + Send + ?Sized>(
         &self,
         context: &str,
-        chan: &mut impl ChannelVars,
+        chan: &mut C,
         _http: &reqwest::Client,
     ) -> Result<Vec<Action>, DialplanError> {
         let Some((_, exts)) = self.contexts.iter().find(|c| c.0 == context) else {
@@ -257,7 +257,7 @@ impl Dialplan {
 }
 
 /// Expands `${var}` references.
-pub fn expand(data: &str, chan: &impl ChannelVars) -> String {
+pub fn expand<C: ChannelVars + ?Sized>(data: &str, chan: &C) -> String {
     let mut out = String::new();
     let mut rest = data;
     while let Some(i) = rest.find("${") {
@@ -279,24 +279,25 @@ pub fn expand(data: &str, chan: &impl ChannelVars) -> String {
     out
 }
 
-/// A parsed application.
+/// A parsed application (same variants as the real module).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum App {
     Set {
         name: String,
-        value: String,
+        value: Option<String>,
     },
     Unset(String),
     Export {
         name: String,
-        value: String,
+        value: Option<String>,
+        local: bool,
     },
-    Curl(String),
+    Curl(curl::CurlRequest),
     Bridge(String),
     Park,
     Answer,
     PreAnswer,
-    Hangup(Option<String>),
+    Hangup(crate::esl::HangupCause),
     Respond {
         code: u16,
         reason: String,
@@ -308,7 +309,10 @@ pub enum App {
     },
     Playback(String),
     Sleep(u64),
-    Log(String),
+    Log {
+        level: &'static str,
+        message: String,
+    },
 }
 
 impl App {
@@ -318,30 +322,37 @@ impl App {
             app: app.to_string(),
             reason: reason.to_string(),
         };
-        Ok(match app {
-            "set" | "export" => {
-                let (n, v) = data
-                    .split_once('=')
-                    .ok_or_else(|| bad("expected name=value"))?;
-                if app == "set" {
-                    App::Set {
-                        name: n.to_string(),
-                        value: v.to_string(),
-                    }
-                } else {
-                    App::Export {
-                        name: n.to_string(),
-                        value: v.to_string(),
-                    }
+        let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        Ok(match app.to_ascii_lowercase().as_str() {
+            "set" => {
+                let (n, v) = data.split_once('=').unwrap_or((data, ""));
+                App::Set {
+                    name: n.to_string(),
+                    value: opt(v),
+                }
+            }
+            "export" => {
+                let (n, v) = data.split_once('=').unwrap_or((data, ""));
+                let (n, local) = match n.strip_prefix("nolocal:") {
+                    Some(n) => (n, false),
+                    None => (n, true),
+                };
+                App::Export {
+                    name: n.to_string(),
+                    value: opt(v),
+                    local,
                 }
             }
             "unset" => App::Unset(data.to_string()),
-            "curl" => App::Curl(data.to_string()),
+            "curl" => App::Curl(curl::CurlRequest::parse(data)),
             "bridge" => App::Bridge(data.to_string()),
             "park" => App::Park,
             "answer" => App::Answer,
             "pre_answer" => App::PreAnswer,
-            "hangup" => App::Hangup((!data.trim().is_empty()).then(|| data.trim().to_string())),
+            "hangup" => App::Hangup(
+                crate::esl::HangupCause::from_name_ignore_case(data.trim())
+                    .unwrap_or(crate::esl::HangupCause::NORMAL_CLEARING),
+            ),
             "respond" => {
                 let (c, r) = data.split_once(' ').unwrap_or((data, ""));
                 App::Respond {
@@ -359,36 +370,127 @@ impl App {
             }
             "playback" => App::Playback(data.to_string()),
             "sleep" => App::Sleep(data.trim().parse().map_err(|_| bad("expected ms"))?),
-            "log" => App::Log(data.to_string()),
-            other => return Err(DialplanError::UnknownApplication(other.to_string())),
+            "log" => App::Log {
+                level: "DEBUG",
+                message: data.to_string(),
+            },
+            _ => return Err(DialplanError::UnknownApplication(app.to_string())),
         })
     }
 }
 
+/// Runs set/unset/export on the channel; false for other applications.
+pub fn apply_variable_app<C: ChannelVars + ?Sized>(app: &App, chan: &mut C) -> bool {
+    match app {
+        App::Set { name, value } => chan.set_variable(name, value.clone()),
+        App::Unset(name) => chan.set_variable(name, None),
+        App::Export { name, value, local } => {
+            let var = if *local {
+                name.clone()
+            } else {
+                format!("nolocal:{name}")
+            };
+            chan.set_variable(&var, value.clone());
+            if value.is_some() {
+                let list = match chan.variable("export_vars") {
+                    Some(l) if !l.is_empty() => format!("{l},{var}"),
+                    _ => var,
+                };
+                chan.set_variable("export_vars", Some(list));
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Logs the `log` application's line.
+pub fn log_line(level: &str, message: &str) {
+    tracing::info!(target: "fsgate::sim::log", level, "{message}");
+}
+
 /// Stand-in for `dialplan::curl`.
 pub mod curl {
-    use super::{ChannelVars, DialplanError};
+    use std::time::Duration;
 
-    /// Runs the curl application's request and returns (status, body).
-    pub async fn execute(
-        data: &str,
-        http: &reqwest::Client,
-    ) -> Result<(u16, String), DialplanError> {
-        let url = data.split_whitespace().next().unwrap_or_default();
-        match http.get(url).send().await {
-            Ok(r) => {
-                let code = r.status().as_u16();
-                let body = r.text().await.unwrap_or_default();
-                Ok((code, body))
+    use super::ChannelVars;
+
+    /// A parsed `curl` application argument.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct CurlRequest {
+        pub url: String,
+    }
+
+    impl CurlRequest {
+        /// Parses the words of the application data.
+        pub fn parse(data: &str) -> CurlRequest {
+            CurlRequest {
+                url: data
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             }
-            Err(_) => Ok((0, String::new())),
         }
     }
 
-    /// Stores the result as FreeSWITCH does.
-    pub fn apply(result: (u16, String), chan: &mut impl ChannelVars) {
-        chan.set_variable("curl_response_code", Some(result.0.to_string()));
-        let body = (!result.1.is_empty() && !result.1.contains("${")).then_some(result.1);
-        chan.set_variable("curl_response_data", body);
+    /// What the request produced.
+    #[derive(Debug, Clone, Default)]
+    pub struct CurlOutcome {
+        pub data: Option<String>,
+        pub response_code: u16,
+        pub method: Option<String>,
+    }
+
+    /// The HTTP client the application uses.
+    pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder().build()
+    }
+
+    /// `curl_timeout` / `curl_connect_timeout`.
+    pub fn timeouts<C: ChannelVars + ?Sized>(chan: &C) -> (Option<Duration>, Option<Duration>) {
+        let secs = |n: &str| {
+            chan.variable(n)
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+        };
+        (secs("curl_timeout"), secs("curl_connect_timeout"))
+    }
+
+    /// Performs the request.
+    pub async fn perform(
+        req: &CurlRequest,
+        timeout: Option<Duration>,
+        _connect_timeout: Option<Duration>,
+        http: &reqwest::Client,
+    ) -> CurlOutcome {
+        let mut rb = http.get(&req.url);
+        if let Some(t) = timeout {
+            rb = rb.timeout(t);
+        }
+        match rb.send().await {
+            Ok(r) => {
+                let code = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                CurlOutcome {
+                    data: (!body.is_empty()).then_some(body),
+                    response_code: code,
+                    method: None,
+                }
+            }
+            Err(_) => CurlOutcome::default(),
+        }
+    }
+
+    /// Stores the outcome as FreeSWITCH does.
+    pub fn apply<C: ChannelVars + ?Sized>(outcome: &CurlOutcome, chan: &mut C) {
+        let data = outcome.data.clone().filter(|d| !d.contains("${"));
+        chan.set_variable("curl_response_data", data);
+        chan.set_variable(
+            "curl_response_code",
+            Some(outcome.response_code.to_string()),
+        );
+        chan.set_variable("curl_method", outcome.method.clone());
     }
 }

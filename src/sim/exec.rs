@@ -196,36 +196,21 @@ impl Switch {
 
     async fn run_app(&self, uuid: &str, running: &RunningApp, app: App) -> Flow {
         match app {
-            App::Set { name, value } => {
-                self.set_var(uuid, &name, Some(&value));
-                Flow::Next
-            }
-            App::Unset(name) => {
-                self.set_var(uuid, &name, None);
-                Flow::Next
-            }
-            App::Export { name, value } => {
-                self.with_channel(uuid, |ch| {
-                    ch.vars.put(&name, &value);
-                    let list = match ch.vars.get("export_vars") {
-                        Some(l) => format!("{l},{name}"),
-                        None => name.clone(),
-                    };
-                    ch.vars.put("export_vars", list);
-                });
-                Flow::Next
-            }
-            App::Curl(data) => {
-                let res = dialplan::curl::execute(&data, &self.0.http).await;
-                match res {
-                    Ok(r) => {
-                        if let Some(mut v) = self.view(uuid) {
-                            dialplan::curl::apply(r, &mut v);
-                            self.apply_sets(uuid, &v.sets);
-                        }
-                    }
-                    Err(e) => self.record_error(uuid, format!("curl failed: {e}")),
+            App::Set { .. } | App::Unset(_) | App::Export { .. } => {
+                if let Some(mut v) = self.view(uuid) {
+                    dialplan::apply_variable_app(&app, &mut v);
+                    self.apply_sets(uuid, &v.sets);
                 }
+                Flow::Next
+            }
+            App::Curl(req) => {
+                let Some(mut v) = self.view(uuid) else {
+                    return Flow::Stop;
+                };
+                let (timeout, connect) = dialplan::curl::timeouts(&v);
+                let outcome = dialplan::curl::perform(&req, timeout, connect, &self.0.http).await;
+                dialplan::curl::apply(&outcome, &mut v);
+                self.apply_sets(uuid, &v.sets);
                 self.interrupted(uuid)
             }
             App::Answer => {
@@ -246,10 +231,6 @@ impl Switch {
                 }
             }
             App::Hangup(cause) => {
-                let cause = cause
-                    .as_deref()
-                    .map(parse_cause)
-                    .unwrap_or(HangupCause::NORMAL_CLEARING);
                 self.hangup(uuid, cause, HangupOrigin::Local);
                 Flow::Stop
             }
@@ -322,8 +303,8 @@ impl Switch {
                 Some(_) => Flow::Stop,
                 None => Flow::Next,
             },
-            App::Log(msg) => {
-                tracing::info!(uuid, "dialplan log: {msg}");
+            App::Log { level, message } => {
+                dialplan::log_line(level, &message);
                 Flow::Next
             }
             App::Bridge(ds) => Box::pin(self.bridge_app(uuid, running, &ds)).await,
