@@ -515,3 +515,86 @@ async fn dialplan_curl_result_feeds_later_actions() {
     assert_eq!(park.get("variable_routed"), Some("200"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn originate_to_an_extension_runs_the_dialplan() {
+    let sim = start_sim(|_| {}).await;
+    let mut ev = subscribed(sim.esl_addr(), "plain").await;
+    let mut c = RawClient::authed(sim.esl_addr()).await;
+    let r = c
+        .cmd("api originate {origination_caller_id_number=+15550100001}sofia/external/+15557770002@127.0.0.1:5090 fsgate_disconnected XML public")
+        .await;
+    let body = r.body_str();
+    let uuid = body.strip_prefix("+OK ").unwrap().trim().to_string();
+    let e = ev.next_event("CHANNEL_EXECUTE").await.unwrap();
+    assert_eq!(e.get("Unique-ID"), Some(uuid.as_str()));
+    assert_eq!(e.get("Application"), Some("answer"));
+    assert_eq!(
+        e.get("Caller-Destination-Number"),
+        Some("fsgate_disconnected")
+    );
+    assert_eq!(e.get("Caller-Context"), Some("public"));
+    let e = ev.next_event("CHANNEL_EXECUTE").await.unwrap();
+    assert_eq!(e.get("Application"), Some("playback"));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn originate_then_bridge_and_transfer_the_b_leg() {
+    let sim = start_sim(|_| {}).await;
+    let mut ev = subscribed(sim.esl_addr(), "json").await;
+    let mut c = RawClient::authed(sim.esl_addr()).await;
+    let r = c
+        .cmd("api originate {origination_uuid=aaaaaaaa-0000-4000-8000-000000000001}sofia/external/1001@127.0.0.1 &bridge([origination_uuid=bbbbbbbb-0000-4000-8000-000000000002,fsgate_leg=b]sofia/external/1002@127.0.0.1)")
+        .await;
+    assert_eq!(r.body_str(), "+OK aaaaaaaa-0000-4000-8000-000000000001\n");
+    let br = ev.next_event("CHANNEL_BRIDGE").await.expect("bridged");
+    assert_eq!(
+        br.get("Unique-ID"),
+        Some("aaaaaaaa-0000-4000-8000-000000000001")
+    );
+    assert_eq!(
+        br.get("Bridge-B-Unique-ID"),
+        Some("bbbbbbbb-0000-4000-8000-000000000002")
+    );
+    assert_eq!(
+        br.get("Other-Leg-Unique-ID"),
+        Some("bbbbbbbb-0000-4000-8000-000000000002")
+    );
+    let b = sim
+        .switch()
+        .channel("bbbbbbbb-0000-4000-8000-000000000002")
+        .unwrap();
+    assert_eq!(b.vars.get("fsgate_leg"), Some("b"));
+    assert_eq!(
+        b.vars.get("originator"),
+        Some("aaaaaaaa-0000-4000-8000-000000000001")
+    );
+    // -bleg transfers the partner: B leaves the bridge into the dialplan.
+    let r = c
+        .cmd("api uuid_transfer aaaaaaaa-0000-4000-8000-000000000001 -bleg 15550109000 XML public")
+        .await;
+    assert_eq!(r.body_str(), "+OK\n");
+    let ub = ev.next_event("CHANNEL_UNBRIDGE").await.expect("unbridged");
+    assert_eq!(
+        ub.get("Unique-ID"),
+        Some("aaaaaaaa-0000-4000-8000-000000000001")
+    );
+    // B parks in the dialplan; the originated A leg had nothing left to run
+    // and hangs up (in either order).
+    let (mut b_parked, mut a_gone) = (false, false);
+    while !(b_parked && a_gone) {
+        let f = ev.next().await.expect("events");
+        let e = f.event();
+        match (e.name(), e.get("Unique-ID")) {
+            ("CHANNEL_PARK", Some("bbbbbbbb-0000-4000-8000-000000000002")) => {
+                assert_eq!(e.get("Caller-Destination-Number"), Some("15550109000"));
+                b_parked = true;
+            }
+            ("CHANNEL_DESTROY", Some("aaaaaaaa-0000-4000-8000-000000000001")) => a_gone = true,
+            ("CHANNEL_DESTROY", _) => panic!("B must live on"),
+            _ => {}
+        }
+    }
+    sim.shutdown().await;
+}

@@ -43,6 +43,7 @@ pub fn router(sw: Switch, faults: Arc<Faults>) -> Router {
                 .delete(clear_behaviours),
         )
         .route("/clients", get(clients))
+        .route("/errors", get(errors))
         .route("/faults/drop-connections", post(drop_connections))
         .route("/faults/stall", post(stall))
         .route("/faults/malformed-frame", post(malformed))
@@ -203,6 +204,10 @@ async fn clients(State(c): State<Ctl>) -> Json<Value> {
             })
             .collect();
     Json(Value::Array(list))
+}
+
+async fn errors(State(c): State<Ctl>) -> Json<Value> {
+    Json(json!(c.sw.all_errors()))
 }
 
 async fn drop_connections(State(c): State<Ctl>) -> StatusCode {

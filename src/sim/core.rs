@@ -33,6 +33,19 @@ pub enum Signal {
     Transfer,
     /// The bridged partner hung up.
     PartnerGone,
+    /// The bridged partner was transferred out of the bridge.
+    PartnerTransferred,
+}
+
+/// How a bridge ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeEnd {
+    /// A hung up: B is hung up too and reported together with A.
+    AHungUp,
+    /// B hung up: B is reported once A's bridge application has returned.
+    BHungUp,
+    /// B was transferred away and lives on.
+    BTransferred,
 }
 
 /// Who ends a call, which decides the SIP details FreeSWITCH records.
@@ -55,6 +68,8 @@ pub(crate) struct State {
     linked_finish: HashMap<String, String>,
     /// B legs that hung up while bridged, finished after A's bridge app.
     dead_partner: HashMap<String, String>,
+    /// B legs whose life is run by their A leg's bridge (no driver of their own).
+    bridge_owned: std::collections::HashSet<String>,
     /// SIP hangup disposition decided when the hangup started.
     disposition: HashMap<String, Option<&'static str>>,
     serial: u64,
@@ -169,6 +184,15 @@ impl Switch {
     /// Errors recorded for a channel.
     pub fn errors(&self, uuid: &str) -> Vec<String> {
         self.lock().errors.get(uuid).cloned().unwrap_or_default()
+    }
+
+    /// Every recorded channel error (kept after the channel is gone).
+    pub fn all_errors(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.lock()
+            .errors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Session counters.
@@ -549,6 +573,7 @@ impl Switch {
         st.notify.remove(uuid);
         st.signals.remove(uuid);
         st.disposition.remove(uuid);
+        st.bridge_owned.remove(uuid);
     }
 
     // ----- applications ---------------------------------------------------
@@ -730,7 +755,13 @@ impl Switch {
         ch.vars.put("transfer_history", hist);
         ch.vars.put("transfer_source", &source);
         ch.state_number = 2;
+        let partner = ch.partner.clone();
         self.signal(&mut st, uuid, Signal::Transfer);
+        if st.bridge_owned.contains(uuid) {
+            if let Some(a) = partner {
+                self.signal(&mut st, &a, Signal::PartnerTransferred);
+            }
+        }
         Ok(())
     }
 
@@ -1003,6 +1034,9 @@ impl Switch {
         }
         sofia::outbound_create_tail(&mut ch, bridged, &dest_url);
         self.insert(&mut st, ch);
+        if bridged {
+            st.bridge_owned.insert(uuid.clone());
+        }
         self.emit(&st, &uuid, ChanEvent::Create, &Extra::default());
         Some(uuid)
     }
@@ -1139,7 +1173,7 @@ impl Switch {
     /// Ends the bridge on A: CHANNEL_UNBRIDGE. `a_hung_up`: A ended the call
     /// (B is hung up now and finished together with A); otherwise B ended it
     /// and is finished after A's bridge application returns.
-    pub fn unbridge(&self, a: &str, b: &str, a_hung_up: bool) {
+    pub fn unbridge(&self, a: &str, b: &str, how: BridgeEnd) {
         let mut st = self.lock();
         let cause = st
             .chans
@@ -1147,11 +1181,17 @@ impl Switch {
             .and_then(|c| c.hangup_cause)
             .or_else(|| st.chans.get(b).and_then(|c| c.hangup_cause))
             .unwrap_or(HangupCause::NORMAL_CLEARING);
-        if a_hung_up {
-            self.hangup_locked(&mut st, b, cause, HangupOrigin::Bridge);
-            st.linked_finish.insert(a.to_string(), b.to_string());
-        } else {
-            st.dead_partner.insert(a.to_string(), b.to_string());
+        match how {
+            BridgeEnd::AHungUp => {
+                self.hangup_locked(&mut st, b, cause, HangupOrigin::Bridge);
+                st.linked_finish.insert(a.to_string(), b.to_string());
+            }
+            BridgeEnd::BHungUp => {
+                st.dead_partner.insert(a.to_string(), b.to_string());
+            }
+            BridgeEnd::BTransferred => {
+                st.bridge_owned.remove(b);
+            }
         }
         let a_remote = st.disposition.get(a).copied().flatten() == Some("recv_bye");
         if let Some(ch) = st.chans.get_mut(a) {
@@ -1167,7 +1207,7 @@ impl Switch {
         }
         // Signals raised by the partner's hangup are consumed here.
         if let Some(q) = st.signals.get_mut(a) {
-            q.retain(|s| *s != Signal::PartnerGone);
+            q.retain(|s| !matches!(s, Signal::PartnerGone | Signal::PartnerTransferred));
         }
         self.emit(
             &st,

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::channel::{Channel, RunningApp};
-use super::core::{Dialed, Flow, HangupOrigin, Signal, Switch};
+use super::core::{BridgeEnd, Dialed, Flow, HangupOrigin, Signal, Switch};
 use super::dialplan::{self, App, ChannelVars};
 use super::originate::parse_dial_string;
 use crate::esl::HangupCause;
@@ -379,8 +379,15 @@ impl Switch {
             return Flow::Stop;
         }
         match self.wait_signal(a, None).await {
-            Some(Signal::PartnerGone) => {
-                self.unbridge(a, &b, false);
+            Some(sig @ (Signal::PartnerGone | Signal::PartnerTransferred)) => {
+                if sig == Signal::PartnerTransferred {
+                    self.unbridge(a, &b, BridgeEnd::BTransferred);
+                    // B now runs the dialplan on its own.
+                    self.clear_signals(&b);
+                    self.spawn_driver(&b, Plan::Hunt);
+                } else {
+                    self.unbridge(a, &b, BridgeEnd::BHungUp);
+                }
                 let hab = self
                     .channel(a)
                     .and_then(|c| c.vars.get("hangup_after_bridge").map(str::to_string))
@@ -395,11 +402,11 @@ impl Switch {
             Some(Signal::Transfer) => {
                 self.hangup(&b, HangupCause::NORMAL_CLEARING, HangupOrigin::Local);
                 self.clear_signals(a);
-                self.unbridge(a, &b, false);
+                self.unbridge(a, &b, BridgeEnd::BHungUp);
                 Flow::Transfer
             }
             Some(Signal::Hangup) | None => {
-                self.unbridge(a, &b, true);
+                self.unbridge(a, &b, BridgeEnd::AHungUp);
                 Flow::Stop
             }
         }
