@@ -12,13 +12,14 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::bytes::complete::{take_while, take_while1};
 use nom::character::complete::char;
-use nom::combinator::{map, opt, recognize};
+use nom::combinator::{map, recognize};
 use nom::multi::separated_list0;
 use nom::sequence::{delimited, tuple};
 use nom::IResult;
+
+use super::scan::Positions;
 
 /// What kind of JSON value a member holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +45,17 @@ fn ws(i: &[u8]) -> IResult<&[u8], &[u8]> {
 }
 
 /// The inside of a JSON string (up to, not including, the closing quote).
+/// Most values are short, so a plain byte loop looks at the first bytes
+/// before handing longer strings to SIMD search.
 fn string_body(input: &[u8]) -> IResult<&[u8], &[u8]> {
     let mut at = 0;
+    for (i, &b) in input.iter().take(48).enumerate() {
+        match b {
+            b'"' => return Ok((&input[i..], &input[..i])),
+            b'\\' => break,
+            _ => at = i + 1,
+        }
+    }
     loop {
         match memchr::memchr2(b'"', b'\\', &input[at..]) {
             Some(i) if input[at + i] == b'"' => return Ok((&input[at + i..], &input[..at + i])),
@@ -77,47 +87,109 @@ fn literal(i: &[u8]) -> IResult<&[u8], &[u8]> {
 }
 
 fn value_any(i: &[u8]) -> IResult<&[u8], (ValueKind, &[u8])> {
-    alt((
-        map(string, |s| (ValueKind::String, s)),
-        map(array, |s| (ValueKind::Array, s)),
-        map(literal, |s| (ValueKind::Literal, s)),
-    ))(i)
+    // Dispatch on the first byte: every FreeSWITCH value is a string.
+    match i.first() {
+        Some(b'"') => map(string, |s| (ValueKind::String, s))(i),
+        Some(b'[') => map(array, |s| (ValueKind::Array, s))(i),
+        _ => map(literal, |s| (ValueKind::Literal, s))(i),
+    }
 }
 
 /// Scans one flat object. Returns the members in order, duplicates kept.
+/// (Tests use it; the event parser takes the members one by one.)
+///
+/// String ends are found through one structural index of `"` and `\\` over the
+/// whole text ([`super::scan`]), so the cost per member is a few bit
+/// operations rather than a search; arrays and literals, rare in FreeSWITCH
+/// events, go through the nom parsers above.
+#[cfg(test)]
 pub(crate) fn scan_object(text: &[u8]) -> Result<Vec<Member>, String> {
-    let fail = |rest: &[u8], what: &str| -> String {
-        format!(
-            "invalid JSON event at byte {}: {what}",
-            text.len() - rest.len()
-        )
-    };
-    let mut members = Vec::with_capacity(text.len() / 48);
-    let (mut i, _) = tuple((ws, char::<_, nom::error::Error<&[u8]>>('{'), ws))(text)
-        .map_err(|_| fail(text, "expected '{'"))?;
-    if let Ok((rest, _)) = char::<_, nom::error::Error<&[u8]>>('}')(i) {
-        return end(text, rest).map(|_| members);
+    let mut members = Vec::new();
+    scan_object_with(text, |m| members.push(m))?;
+    Ok(members)
+}
+
+/// Scans one flat object, handing each member to `on_member` in order.
+pub(crate) fn scan_object_with(
+    text: &[u8],
+    mut on_member: impl FnMut(Member),
+) -> Result<(), String> {
+    let fail =
+        |at: usize, what: &str| -> String { format!("invalid JSON event at byte {at}: {what}") };
+    let mut quotes = Positions::new(text, b'"', b'\\');
+    let mut at = skip_ws(text, 0);
+    if text.get(at) != Some(&b'{') {
+        return Err(fail(at, "expected '{'"));
+    }
+    at = skip_ws(text, at + 1);
+    if text.get(at) == Some(&b'}') {
+        return end(text, &text[at + 1..]);
     }
     loop {
-        let (rest, (key, _, _, _, (kind, value), _)) =
-            tuple((string, ws, char(':'), ws, value_any, ws))(i).map_err(
-                |_: nom::Err<nom::error::Error<&[u8]>>| fail(i, "expected \"key\": value"),
-            )?;
-        let k = super::frame::offset(text, key);
-        let v = super::frame::offset(text, value);
-        members.push(Member {
-            key: k..k + key.len() as u32,
-            value: v..v + value.len() as u32,
+        if text.get(at) != Some(&b'"') {
+            return Err(fail(at, "expected a string key"));
+        }
+        let key = at + 1
+            ..string_end(text, &mut quotes, at + 1).ok_or_else(|| fail(at, "unterminated key"))?;
+        at = skip_ws(text, key.end + 1);
+        if text.get(at) != Some(&b':') {
+            return Err(fail(at, "expected ':'"));
+        }
+        at = skip_ws(text, at + 1);
+        let (value, kind) = match text.get(at) {
+            Some(b'"') => {
+                let close = string_end(text, &mut quotes, at + 1)
+                    .ok_or_else(|| fail(at, "unterminated string"))?;
+                (at + 1..close, ValueKind::String)
+            }
+            Some(_) => {
+                let (_, (kind, v)) =
+                    value_any(&text[at..]).map_err(|_| fail(at, "expected a value"))?;
+                let start = super::frame::offset(text, v) as usize;
+                (start..start + v.len(), kind)
+            }
+            None => return Err(fail(at, "expected a value")),
+        };
+        on_member(Member {
+            key: key.start as u32..key.end as u32,
+            value: value.start as u32..value.end as u32,
             kind,
         });
-        let (rest, sep) = opt(alt((tag(","), tag("}"))))(rest)
-            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| fail(rest, "expected ',' or '}'"))?;
-        match sep {
-            Some(b",") => i = ws(rest).map(|(r, _)| r).unwrap_or(rest),
-            Some(_) => return end(text, rest).map(|_| members),
-            None => return Err(fail(rest, "expected ',' or '}'")),
+        // A string value ends at its quote; arrays and literals at their span.
+        at = skip_ws(
+            text,
+            if kind == ValueKind::String {
+                value.end + 1
+            } else {
+                value.end
+            },
+        );
+        match text.get(at) {
+            Some(b',') => at = skip_ws(text, at + 1),
+            Some(b'}') => return end(text, &text[at + 1..]),
+            _ => return Err(fail(at, "expected ',' or '}'")),
         }
     }
+}
+
+/// The index of the quote closing a string whose content starts at `from`.
+#[inline(always)]
+fn string_end(text: &[u8], quotes: &mut Positions<'_>, from: usize) -> Option<usize> {
+    let mut pos = quotes.next_from(from)?;
+    loop {
+        if text[pos] == b'"' {
+            return Some(pos);
+        }
+        // A backslash escapes the next byte, whatever it is.
+        pos = quotes.next_from(pos + 2)?;
+    }
+}
+
+fn skip_ws(text: &[u8], mut at: usize) -> usize {
+    while matches!(text.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
 }
 
 fn end(text: &[u8], rest: &[u8]) -> Result<(), String> {

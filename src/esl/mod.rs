@@ -21,6 +21,7 @@ pub mod frame;
 mod json;
 pub mod node;
 pub mod request;
+mod scan;
 pub mod urlenc;
 
 pub use cause::HangupCause;

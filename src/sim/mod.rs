@@ -5,8 +5,11 @@
 //! `shared/esl/captures/`), plus an HTTP control API for the outside world
 //! (callers, far ends, faults).
 //!
-//! This file owns the configuration, start-up and the handle; the parts live
-//! in the submodules. It must not contain protocol or channel logic.
+//! It must never grow into a telephony engine: there is no media and no SIP,
+//! only the behaviour the captures and the FreeSWITCH sources show. This file
+//! owns the configuration, start-up and the handle; the parts live in the
+//! submodules (the XML dialplan and the `curl` application in [`dialplan`]).
+//! It must not contain protocol or channel logic.
 
 pub mod api;
 pub mod behaviour;
@@ -14,7 +17,6 @@ pub mod bus;
 pub mod channel;
 pub mod control;
 pub mod core;
-#[path = "dialplan_stub.rs"]
 pub mod dialplan;
 pub mod events;
 pub mod exec;
