@@ -207,8 +207,7 @@ pub fn parse_dial_string(s: &str) -> Result<DialString, DialError> {
         if c == '[' && cur.trim().is_empty() {
             let tail: String = bytes[i..].iter().collect();
             let end = bracket_end(&tail)?;
-            let inner: String = tail.chars().skip(1).take(end - 1).collect();
-            cur_vars.extend(parse_vars(&inner));
+            cur_vars.extend(parse_vars(&tail[1..end]));
             i += tail[..=end].chars().count();
             continue;
         }
@@ -414,6 +413,25 @@ mod tests {
         );
         assert_eq!(parse_dial_string("{a=b"), Err(DialError::Unterminated('{')));
         assert_eq!(parse_dial_string("{a=b}"), Err(DialError::Empty));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,80}") {
+            let _ = separate_words(&s);
+            let _ = parse_dial_string(&s);
+            let _ = parse_originate(&s);
+            let _ = parse_vars(&s);
+            let _ = Endpoint::parse(&s);
+        }
+
+        #[test]
+        fn bracketed_values_round_trip(v in "[a-zA-Z0-9 ,=+é]{0,20}") {
+            let escaped = v.replace(',', "\\,");
+            let d = parse_dial_string(&format!("{{x={escaped}}}[y=1]sofia/external/1@h")).unwrap();
+            proptest::prop_assert_eq!(&d.global[0].1, &v);
+            proptest::prop_assert_eq!(&d.groups[0][0].vars[0].1, "1");
+        }
     }
 
     #[test]

@@ -403,6 +403,18 @@ mod tests {
             .collect()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn commands_never_panic(s in "\\PC{0,60}") {
+            let mut subs = Subscriptions::default();
+            let _ = subs.event(&s);
+            let _ = subs.filter(&s);
+            let _ = subs.wants("CHANNEL_CREATE", None, &h(&[("Unique-ID", s.as_str())]));
+            let _ = subs.nixevent(&s);
+            let _ = subs.filter(&format!("delete {s}"));
+        }
+    }
+
     #[test]
     fn event_replies_and_format() {
         let mut s = Subscriptions::default();
