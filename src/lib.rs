@@ -1,7 +1,7 @@
 //! fsgate: a daemon beside FreeSWITCH that turns it into a programmable voice platform.
 pub mod cli;
-pub mod esl;
-pub mod sim;
 pub mod clock;
 pub mod config;
+pub mod esl;
+pub mod sim;
 pub mod store;

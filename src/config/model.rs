@@ -229,7 +229,14 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(HttpConfig, StoreConfig, ControlConfig, CallsConfig, WebhooksConfig, ShutdownConfig);
+default_from_serde!(
+    HttpConfig,
+    StoreConfig,
+    ControlConfig,
+    CallsConfig,
+    WebhooksConfig,
+    ShutdownConfig
+);
 
 #[cfg(test)]
 mod tests {

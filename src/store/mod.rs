@@ -63,7 +63,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims one FreeSWITCH event for this instance. True for exactly one
     /// caller per `(core_uuid, sequence)` until `ttl` passes.
-    async fn claim_event(&self, core_uuid: &str, sequence: u64, ttl: Duration) -> Result<bool, StoreError>;
+    async fn claim_event(
+        &self,
+        core_uuid: &str,
+        sequence: u64,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
 
     // --- masked-number sessions -------------------------------------------
 
@@ -79,7 +84,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, CreateSessionError>;
 
     /// One session of a tenant.
-    async fn get_session(&self, tenant: &str, session_ref: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn get_session(
+        &self,
+        tenant: &str,
+        session_ref: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// A tenant's sessions, newest first, optionally of one state.
     async fn list_sessions(
@@ -92,7 +101,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The live (open or active) session holding `masked_number` in the
     /// tenant's pool, if any. Numbers are stored as given (E.164 with `+`).
-    async fn session_by_number(&self, tenant: &str, masked_number: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn session_by_number(
+        &self,
+        tenant: &str,
+        masked_number: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// A call on the masked number started: adds `call_uuid` to the live
     /// session's active calls; `open` → `active`. `None` when the session does
@@ -128,7 +141,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Refs of the tenant's live sessions whose `expires_at` ≤ `now`, oldest
     /// first.
-    async fn due_sessions(&self, tenant: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError>;
+    async fn due_sessions(
+        &self,
+        tenant: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
 
     // --- the call table -------------------------------------------------------
 
@@ -139,20 +157,34 @@ pub trait Store: Send + Sync + 'static {
     /// set are kept, and `None` fields do not erase stored values (events of
     /// one call may be processed by different instances, out of order).
     /// Returns the merged record.
-    async fn put_call(&self, call: CallRecord, retention: Duration) -> Result<CallRecord, StoreError>;
+    async fn put_call(
+        &self,
+        call: CallRecord,
+        retention: Duration,
+    ) -> Result<CallRecord, StoreError>;
 
     /// One call by UUID (live, or ended within its retention).
     async fn get_call(&self, uuid: &str) -> Result<Option<CallRecord>, StoreError>;
 
     /// A tenant's live calls, oldest first.
-    async fn list_live_calls(&self, tenant: &str, cursor: Option<&str>, limit: usize) -> Result<Page<CallRecord>, StoreError>;
+    async fn list_live_calls(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<CallRecord>, StoreError>;
 
     /// Every live call the table places on `node` (for reconciliation).
     async fn live_calls_on_node(&self, node: &str) -> Result<Vec<CallRecord>, StoreError>;
 
     /// Remembers what is known about a call before its events are processed
     /// (the dialplan lookup, a click-to-call), for `ttl`.
-    async fn put_call_binding(&self, uuid: &str, binding: CallBinding, ttl: Duration) -> Result<(), StoreError>;
+    async fn put_call_binding(
+        &self,
+        uuid: &str,
+        binding: CallBinding,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
     /// The binding of a call, if any.
     async fn get_call_binding(&self, uuid: &str) -> Result<Option<CallBinding>, StoreError>;
@@ -166,10 +198,18 @@ pub trait Store: Send + Sync + 'static {
     /// one of concurrent registrations of the same key gets `Created`; the
     /// others get `Existing` with the winner's record. An in-progress
     /// operation is indexed for its call and for its deadline.
-    async fn register_operation(&self, op: OperationRecord, ttl: Duration) -> Result<Registered, StoreError>;
+    async fn register_operation(
+        &self,
+        op: OperationRecord,
+        ttl: Duration,
+    ) -> Result<Registered, StoreError>;
 
     /// One operation of a tenant.
-    async fn get_operation(&self, tenant: &str, id: &str) -> Result<Option<OperationRecord>, StoreError>;
+    async fn get_operation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<OperationRecord>, StoreError>;
 
     /// Sets the result of an in-progress operation (and drops it from the
     /// indexes). `changed` is false when it already had a result: each
@@ -192,7 +232,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OperationRecord>, StoreError>;
 
     /// In-progress operations of a tenant whose deadline ≤ `now`.
-    async fn due_operations(&self, tenant: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<OperationRecord>, StoreError>;
+    async fn due_operations(
+        &self,
+        tenant: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError>;
 
     // --- webhooks: outbox and event log -------------------------------------------
 
@@ -221,12 +266,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedWebhook>, StoreError>;
 
     /// Records the outcome of a claimed job's attempt.
-    async fn settle_webhook(&self, tenant: &str, claim: &ClaimedWebhook, outcome: WebhookOutcome) -> Result<(), StoreError>;
+    async fn settle_webhook(
+        &self,
+        tenant: &str,
+        claim: &ClaimedWebhook,
+        outcome: WebhookOutcome,
+    ) -> Result<(), StoreError>;
 
     /// Jobs given up on, for inspection.
-    async fn dead_webhooks(&self, tenant: &str, limit: usize) -> Result<Vec<WebhookJob>, StoreError>;
+    async fn dead_webhooks(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<WebhookJob>, StoreError>;
 
     /// The tenant's envelopes after `after` (from the start when `None`), in
     /// order.
-    async fn events_after(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Page<LoggedEvent>, StoreError>;
+    async fn events_after(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<LoggedEvent>, StoreError>;
 }
