@@ -5,3 +5,5 @@ pub mod config;
 pub mod esl;
 pub mod sim;
 pub mod store;
+pub mod pipeline;
+pub mod switch;
