@@ -3,7 +3,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod esl;
+pub mod pipeline;
 pub mod sim;
 pub mod store;
-pub mod pipeline;
 pub mod switch;

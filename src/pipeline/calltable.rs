@@ -66,7 +66,9 @@ pub mod vars {
 
 fn micros(event: &Event, header: &str) -> Option<DateTime<Utc>> {
     let us: i64 = event.get(header)?.parse().ok()?;
-    (us > 0).then(|| Utc.timestamp_micros(us).single()).flatten()
+    (us > 0)
+        .then(|| Utc.timestamp_micros(us).single())
+        .flatten()
 }
 
 fn non_empty(value: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
@@ -77,17 +79,27 @@ fn non_empty(value: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
 /// `sip_term_status` (a final response we sent or got), else the
 /// protocol-specific cause (`sip:486`), also of the last bridged peer.
 pub fn sip_code(event: &Event) -> Option<u16> {
-    if let Some(code) = event.variable("sip_term_status").and_then(|s| s.parse().ok()) {
+    if let Some(code) = event
+        .variable("sip_term_status")
+        .and_then(|s| s.parse().ok())
+    {
         return Some(code);
     }
-    ["proto_specific_hangup_cause", "last_bridge_proto_specific_hangup_cause"]
-        .iter()
-        .find_map(|v| event.variable(v)?.strip_prefix("sip:")?.parse().ok())
+    [
+        "proto_specific_hangup_cause",
+        "last_bridge_proto_specific_hangup_cause",
+    ]
+    .iter()
+    .find_map(|v| event.variable(v)?.strip_prefix("sip:")?.parse().ok())
 }
 
 /// The record an event describes, or `None` for events the table ignores or
 /// that name no channel.
-pub fn record_of(node: &str, event: &Event, now: DateTime<Utc>) -> Option<(CallEventKind, CallRecord)> {
+pub fn record_of(
+    node: &str,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Option<(CallEventKind, CallRecord)> {
     let kind = CallEventKind::of(&event.name()?)?;
     let uuid = non_empty(event.unique_id())?;
     let direction = match event.call_direction() {
@@ -106,7 +118,8 @@ pub fn record_of(node: &str, event: &Event, now: DateTime<Utc>) -> Option<(CallE
     };
     let ended = kind == CallEventKind::HangupComplete;
     let other_leg = match kind {
-        CallEventKind::Bridged => non_empty(event.get("Bridge-B-Unique-ID")).or_else(|| non_empty(event.other_leg_unique_id())),
+        CallEventKind::Bridged => non_empty(event.get("Bridge-B-Unique-ID"))
+            .or_else(|| non_empty(event.other_leg_unique_id())),
         _ => non_empty(event.other_leg_unique_id()),
     };
     let record = CallRecord {
@@ -116,17 +129,37 @@ pub fn record_of(node: &str, event: &Event, now: DateTime<Utc>) -> Option<(CallE
         direction,
         state,
         caller: non_empty(event.caller_id_number()),
-        caller_display_name: non_empty(event.variable(vars::DISPLAY_NAME)).or_else(|| non_empty(event.caller_id_name())),
-        callee: non_empty(event.destination_number()).map(|d| crate::esl::urlenc::decode_lossy(d.as_bytes()).into_owned()),
+        caller_display_name: non_empty(event.variable(vars::DISPLAY_NAME))
+            .or_else(|| non_empty(event.caller_id_name())),
+        callee: non_empty(event.destination_number())
+            .map(|d| crate::esl::urlenc::decode_lossy(d.as_bytes()).into_owned()),
         other_leg,
         created_at: micros(event, "Caller-Channel-Created-Time").unwrap_or(now),
         answered_at: micros(event, "Caller-Channel-Answered-Time"),
         ended_at: ended.then(|| micros(event, "Caller-Channel-Hangup-Time").unwrap_or(now)),
-        hangup_cause: if ended { event.get("Hangup-Cause").map(|c| c.into_owned()) } else { None },
-        q850: if ended { event.variable("hangup_cause_q850").and_then(|q| q.parse().ok()) } else { None },
+        hangup_cause: if ended {
+            event.get("Hangup-Cause").map(|c| c.into_owned())
+        } else {
+            None
+        },
+        q850: if ended {
+            event
+                .variable("hangup_cause_q850")
+                .and_then(|q| q.parse().ok())
+        } else {
+            None
+        },
         sip_code: if ended { sip_code(event) } else { None },
-        duration_s: if ended { event.variable("duration").and_then(|d| d.parse().ok()) } else { None },
-        billsec: if ended { event.variable("billsec").and_then(|d| d.parse().ok()) } else { None },
+        duration_s: if ended {
+            event.variable("duration").and_then(|d| d.parse().ok())
+        } else {
+            None
+        },
+        billsec: if ended {
+            event.variable("billsec").and_then(|d| d.parse().ok())
+        } else {
+            None
+        },
         user_data: non_empty(event.variable(vars::USER_DATA)),
         session_ref: non_empty(event.variable(vars::SESSION)),
         reconciled: false,
@@ -158,7 +191,10 @@ mod tests {
         assert_eq!(r.state, CallState::Ended);
         assert_eq!(r.direction, CallDirection::Outbound);
         assert_eq!(r.callee.as_deref(), Some("+15557770002"));
-        assert_eq!((r.hangup_cause.as_deref(), r.q850, r.sip_code), (Some("USER_BUSY"), Some(17), Some(486)));
+        assert_eq!(
+            (r.hangup_cause.as_deref(), r.q850, r.sip_code),
+            (Some("USER_BUSY"), Some(17), Some(486))
+        );
         assert_eq!((r.duration_s, r.billsec), (Some(2), Some(1)));
         assert_eq!(r.tenant.as_deref(), Some("acme"));
         assert_eq!(r.session_ref.as_deref(), Some("ses_1"));

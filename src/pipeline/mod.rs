@@ -138,7 +138,11 @@ struct Work {
     event: Event,
 }
 
-async fn dispatch(deps: Arc<Deps>, mut events: mpsc::Receiver<NodeEvent>, shards: Vec<mpsc::Sender<Work>>) {
+async fn dispatch(
+    deps: Arc<Deps>,
+    mut events: mpsc::Receiver<NodeEvent>,
+    shards: Vec<mpsc::Sender<Work>>,
+) {
     while let Some(message) = events.recv().await {
         match message {
             NodeEvent::Event { node, event } => {
@@ -157,7 +161,8 @@ async fn dispatch(deps: Arc<Deps>, mut events: mpsc::Receiver<NodeEvent>, shards
             NodeEvent::Connected { node, reconnects } => {
                 metrics::gauge!("fsgate_esl_connected", "node" => node.to_string()).set(1.0);
                 if reconnects > 0 {
-                    metrics::counter!("fsgate_esl_reconnects_total", "node" => node.to_string()).increment(1);
+                    metrics::counter!("fsgate_esl_reconnects_total", "node" => node.to_string())
+                        .increment(1);
                 }
                 spawn_reconcile(deps.clone(), node);
             }
@@ -166,7 +171,8 @@ async fn dispatch(deps: Arc<Deps>, mut events: mpsc::Receiver<NodeEvent>, shards
                 tracing::warn!(node = %node, %reason, "node disconnected; its calls are reconciled on reconnect");
             }
             NodeEvent::Lagged { node, dropped } => {
-                metrics::counter!("fsgate_esl_events_dropped_total", "node" => node.to_string()).increment(dropped);
+                metrics::counter!("fsgate_esl_events_dropped_total", "node" => node.to_string())
+                    .increment(dropped);
                 tracing::warn!(node = %node, dropped, "events were dropped; reconciling the node");
                 spawn_reconcile(deps.clone(), node);
             }
@@ -204,7 +210,10 @@ async fn shard(deps: Arc<Deps>, mut work: mpsc::Receiver<Work>) {
                 continue;
             }
         }
-        if retry(&node, || apply(&deps, &node, &event, kind, record.clone())).await.is_none() {
+        if retry(&node, || apply(&deps, &node, &event, kind, record.clone()))
+            .await
+            .is_none()
+        {
             spawn_reconcile(deps.clone(), node.clone());
         }
     }
@@ -227,7 +236,8 @@ where
                 delay *= 2;
             }
             Err(error) => {
-                metrics::counter!("fsgate_pipeline_events_failed_total", "node" => node.to_owned()).increment(1);
+                metrics::counter!("fsgate_pipeline_events_failed_total", "node" => node.to_owned())
+                    .increment(1);
                 tracing::error!(node, %error, "giving up on an event; the node will be reconciled");
                 return None;
             }
@@ -269,7 +279,10 @@ async fn apply(
 /// them: from the dialled number's owner, then from a binding written by the
 /// dialplan lookup or a creator.
 pub(crate) async fn attribute(deps: &Deps, record: &mut CallRecord) -> Result<(), StoreError> {
-    let owner = record.callee.as_deref().and_then(|n| deps.directory.owner_of(n));
+    let owner = record
+        .callee
+        .as_deref()
+        .and_then(|n| deps.directory.owner_of(n));
     if record.tenant.is_none() {
         record.tenant = owner.as_ref().map(|o| o.tenant.clone());
     }

@@ -57,7 +57,11 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
                 continue; // just created: `show` has not caught up
             }
         }
-        if !deps.store.claim_event("reconcile", sequence_of(&call.uuid), deps.dedup_ttl).await? {
+        if !deps
+            .store
+            .claim_event("reconcile", sequence_of(&call.uuid), deps.dedup_ttl)
+            .await?
+        {
             continue;
         }
         let now = deps.clock.now();
@@ -67,7 +71,9 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
         ended.hangup_cause = Some(RECONCILED_CAUSE.to_owned());
         ended.q850 = Some(31);
         ended.duration_s = Some((now - call.created_at).num_seconds().max(0) as u64);
-        ended.billsec = call.answered_at.map(|a| (now - a).num_seconds().max(0) as u64);
+        ended.billsec = call
+            .answered_at
+            .map(|a| (now - a).num_seconds().max(0) as u64);
         ended.reconciled = true;
         let call = deps.store.put_call(ended, deps.retention).await?;
         dispatch(deps, node, CallEventKind::HangupComplete, &call).await?;
@@ -75,7 +81,12 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
     }
 
     for row in rows.iter().filter(|r| !in_table.contains(r.uuid.as_str())) {
-        if deps.store.get_call(&row.uuid).await?.is_some_and(|c| c.state == CallState::Ended) {
+        if deps
+            .store
+            .get_call(&row.uuid)
+            .await?
+            .is_some_and(|c| c.state == CallState::Ended)
+        {
             continue; // ended meanwhile; `show` lags
         }
         let mut record = adopt(node, row);
@@ -86,7 +97,12 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
     Ok(report)
 }
 
-async fn dispatch(deps: &Deps, node: &str, kind: CallEventKind, call: &CallRecord) -> Result<(), StoreError> {
+async fn dispatch(
+    deps: &Deps,
+    node: &str,
+    kind: CallEventKind,
+    call: &CallRecord,
+) -> Result<(), StoreError> {
     let change = CallEvent {
         node,
         kind,
@@ -102,8 +118,9 @@ async fn dispatch(deps: &Deps, node: &str, kind: CallEventKind, call: &CallRecor
 /// A stable number per UUID, so the synthetic hangup is claimed like an event.
 fn sequence_of(uuid: &str) -> u64 {
     // FNV-1a: stable across processes and versions (unlike `DefaultHasher`).
-    uuid.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    uuid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn adopt(node: &str, row: &ChannelRow) -> CallRecord {

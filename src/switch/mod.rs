@@ -145,7 +145,10 @@ impl Switch {
 
     /// Every node and its state.
     pub fn node_states(&self) -> Vec<(String, NodeState)> {
-        self.nodes.iter().map(|n| (n.name().to_string(), n.state())).collect()
+        self.nodes
+            .iter()
+            .map(|n| (n.name().to_string(), n.state()))
+            .collect()
     }
 
     /// True when at least one node is connected.
@@ -188,13 +191,24 @@ impl Switch {
     }
 
     /// `uuid_kill <uuid> <cause>`.
-    pub async fn hangup(&self, node: &str, uuid: Uuid, cause: HangupCause) -> Result<Outcome, SwitchError> {
+    pub async fn hangup(
+        &self,
+        node: &str,
+        uuid: Uuid,
+        cause: HangupCause,
+    ) -> Result<Outcome, SwitchError> {
         self.api(node, ApiCommand::uuid_kill(uuid, cause)).await
     }
 
     /// `uuid_transfer` to an extension (back to the dialplan).
-    pub async fn transfer(&self, node: &str, uuid: Uuid, to: &Destination) -> Result<Outcome, SwitchError> {
-        self.api(node, ApiCommand::uuid_transfer(uuid, TransferLeg::Only, to)).await
+    pub async fn transfer(
+        &self,
+        node: &str,
+        uuid: Uuid,
+        to: &Destination,
+    ) -> Result<Outcome, SwitchError> {
+        self.api(node, ApiCommand::uuid_transfer(uuid, TransferLeg::Only, to))
+            .await
     }
 
     /// `uuid_exists`.
@@ -206,7 +220,11 @@ impl Switch {
     /// must carry the `origination_uuid` given as `uuid` (the caller chose it
     /// and recorded it before calling). Returns once FreeSWITCH accepted the
     /// job; how the call goes is told by its events.
-    pub async fn originate(&self, originate: &Originate, uuid: Uuid) -> Result<Placed, SwitchError> {
+    pub async fn originate(
+        &self,
+        originate: &Originate,
+        uuid: Uuid,
+    ) -> Result<Placed, SwitchError> {
         let node = self.pick_node()?;
         let name = node.name().to_string();
         let command = ApiCommand::originate(originate).map_err(|e| SwitchError::Protocol {
