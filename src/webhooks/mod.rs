@@ -58,7 +58,7 @@ pub use envelope::{
     CommandStatus, Envelope, EnvelopeError, EventData, EventType, SessionData,
 };
 pub use events_api::{get_events, list_events, EventsPage, EventsQuery};
-pub use outbox::{EmitError, Outbox};
+pub use outbox::{EmitError, Outbox, Wakeup};
 pub use schedule::{AttemptResult, RetrySchedule, Verdict};
 pub use sign::{verify, SignedHeaders, VerifyError, WebhookSecret};
 pub use worker::{Deliverer, DelivererConfig, DelivererError, DelivererHandle};

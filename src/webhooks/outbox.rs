@@ -7,7 +7,8 @@
 //! workers; it must never wait on HTTP, so a slow or dead receiver cannot slow
 //! event intake. It does not decide which events to emit, nor deliver them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -37,13 +38,51 @@ pub enum EmitError {
     Store(#[from] StoreError),
 }
 
+/// Per-tenant wake-up signals from the outbox to the delivery workers, so
+/// an emit is sent at once instead of at the next poll, and only the
+/// emitting tenant's worker wakes. Clones share the signals.
+#[derive(Clone, Default)]
+pub struct Wakeup {
+    signals: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+impl Wakeup {
+    /// No signals yet.
+    pub fn new() -> Wakeup {
+        Wakeup::default()
+    }
+
+    /// The tenant's signal (created on first use); a worker waits on it.
+    pub fn signal(&self, tenant: &str) -> Arc<Notify> {
+        let mut signals = self.signals.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(signals.entry(tenant.to_owned()).or_default())
+    }
+
+    /// Wakes the tenant's worker, if one is waiting.
+    pub fn wake(&self, tenant: &str) {
+        let signal = {
+            let signals = self.signals.lock().unwrap_or_else(|e| e.into_inner());
+            signals.get(tenant).cloned()
+        };
+        if let Some(signal) = signal {
+            signal.notify_waiters();
+        }
+    }
+}
+
+impl std::fmt::Debug for Wakeup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wakeup")
+    }
+}
+
 /// Where events go to be delivered and logged.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<dyn Store>,
     clock: SharedClock,
     retention: Duration,
-    wake: Arc<Notify>,
+    wake: Wakeup,
 }
 
 impl Outbox {
@@ -54,14 +93,14 @@ impl Outbox {
             store,
             clock,
             retention,
-            wake: Arc::new(Notify::new()),
+            wake: Wakeup::new(),
         }
     }
 
-    /// The signal poked on every emit; give it to
+    /// The signals poked on every emit; give them to
     /// [`super::worker::Deliverer::with_wake`] for low-latency delivery.
-    pub fn wake_signal(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
+    pub fn wake_signal(&self) -> Wakeup {
+        self.wake.clone()
     }
 
     /// Queues an envelope for the tenant's webhook URL (only logs it when the
@@ -87,7 +126,7 @@ impl Outbox {
             .enqueue_webhook(job, deliver, self.clock.now(), self.retention)
             .await?;
         if deliver {
-            self.wake.notify_waiters();
+            self.wake.wake(&tenant.id);
         }
         Ok(())
     }

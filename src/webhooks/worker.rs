@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,7 @@ use crate::clock::SharedClock;
 use crate::config::{TenantConfig, WebhooksConfig};
 use crate::store::{ClaimedWebhook, Store, WebhookOutcome};
 
+use super::outbox::Wakeup;
 use super::schedule::{parse_retry_after, AttemptResult, RetrySchedule};
 use super::sign::{signed_headers, SecretError, WebhookSecret};
 
@@ -121,6 +122,15 @@ pub enum DelivererError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The lease does not outlast an attempt: a job could be claimed again
+    /// while its first attempt is still running.
+    #[error("webhook lease ({lease:?}) must be longer than the request timeout ({timeout:?})")]
+    LeaseTooShort {
+        /// The configured lease.
+        lease: Duration,
+        /// The configured request timeout.
+        timeout: Duration,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the webhook HTTP client: {0}")]
     Client(String),
@@ -199,7 +209,7 @@ struct Shared {
     client: reqwest::Client,
     config: DelivererConfig,
     consumer: String,
-    wake: Arc<Notify>,
+    wake: Wakeup,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
 }
@@ -211,19 +221,26 @@ pub struct Deliverer {
     targets: Vec<Target>,
     config: DelivererConfig,
     consumer: String,
-    wake: Arc<Notify>,
+    wake: Wakeup,
     client: reqwest::Client,
 }
 
 impl Deliverer {
     /// Workers for every tenant with a webhook URL. Refuses a tenant whose
-    /// URL or secret is unusable (better than failing every attempt).
+    /// URL or secret is unusable (better than failing every attempt), and a
+    /// lease that does not outlast the request timeout.
     pub fn new(
         store: Arc<dyn Store>,
         clock: SharedClock,
         tenants: &[TenantConfig],
         config: DelivererConfig,
     ) -> Result<Deliverer, DelivererError> {
+        if config.lease <= config.timeout {
+            return Err(DelivererError::LeaseTooShort {
+                lease: config.lease,
+                timeout: config.timeout,
+            });
+        }
         let mut targets = Vec::new();
         for tenant in tenants {
             if let Some(target) = Target::from_config(tenant)? {
@@ -242,13 +259,13 @@ impl Deliverer {
             targets,
             config,
             consumer: default_consumer_id(),
-            wake: Arc::new(Notify::new()),
+            wake: Wakeup::new(),
             client,
         })
     }
 
     /// Wakes the workers on this signal (give it [`super::Outbox::wake_signal`]).
-    pub fn with_wake(mut self, wake: Arc<Notify>) -> Deliverer {
+    pub fn with_wake(mut self, wake: Wakeup) -> Deliverer {
         self.wake = wake;
         self
     }
@@ -352,11 +369,12 @@ struct Slot {
 
 impl Lane {
     async fn run(self) {
+        let wake = self.shared.wake.signal(&self.target.tenant);
         let mut in_flight = JoinSet::new();
         loop {
             while in_flight.try_join_next().is_some() {}
             // Armed before claiming, so an emit during the claim is not missed.
-            let notified = self.shared.wake.notified();
+            let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
 
@@ -575,6 +593,18 @@ mod tests {
             Target::from_config(&tenant(Some("https://example.com/"), Some(SECRET))).is_ok(),
             TLS_SUPPORTED
         );
+    }
+
+    #[tokio::test]
+    async fn a_lease_must_outlast_an_attempt() {
+        let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new());
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let config = DelivererConfig {
+            lease: Duration::from_secs(10),
+            ..DelivererConfig::default()
+        };
+        let result = Deliverer::new(store, clock, &[], config);
+        assert!(matches!(result, Err(DelivererError::LeaseTooShort { .. })));
     }
 
     #[test]
