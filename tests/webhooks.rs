@@ -744,6 +744,36 @@ pub async fn two_instances_never_overlap(store: Arc<dyn Store>) {
     b.shutdown().await;
 }
 
+/// A worker that claimed a job and died (it never settles) does not lose it:
+/// after the lease another instance delivers it.
+pub async fn a_crashed_claim_is_delivered_after_its_lease(store: Arc<dyn Store>) {
+    let (rx, addr) = receiver(always(200)).await;
+    let clock = system_clock();
+    let outbox = outbox(&store, &clock);
+    let acme = tenant("acme", Some(addr));
+    let env = emit(&outbox, &acme, Utc::now(), 1).await;
+    let lease = Duration::from_millis(300);
+    let taken = store
+        .claim_webhooks("acme", "crashed-instance", 10, lease, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let config = DelivererConfig {
+        timeout: Duration::from_millis(200),
+        lease,
+        ..fast(3)
+    };
+    let started = Instant::now();
+    let handle = start(&store, &clock, &outbox, std::slice::from_ref(&acme), config);
+    assert!(eventually(5, || rx.count() == 1).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "not before the lease ran out"
+    );
+    assert_eq!(rx.delivered_ids(), [env.id]);
+    handle.shutdown().await;
+}
+
 /// Emitting only writes to the store: a receiver that never answers does not
 /// slow it, and stopping abandons the stuck attempts after the drain bound.
 pub async fn emit_never_waits_on_http(store: Arc<dyn Store>) {
@@ -993,6 +1023,11 @@ async fn memory_many_envelopes_none_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_two_instances_never_overlap() {
     two_instances_never_overlap(memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_crashed_claim_is_delivered_after_its_lease() {
+    a_crashed_claim_is_delivered_after_its_lease(memory()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,18 @@
 //! It must not authenticate (the HTTP platform's `Tenant` extractor gives the
 //! tenant id), map errors to HTTP statuses (the platform's `ApiError` does), or
 //! write anything.
+//!
+//! The route, once the platform's extractors are in main, is a thin wrapper:
+//!
+//! ```text
+//! async fn events(
+//!     State(state): State<AppState>,
+//!     tenant: Tenant,
+//!     ApiQuery(query): ApiQuery<EventsQuery>,
+//! ) -> Result<Json<EventsPage>, ApiError> {
+//!     Ok(webhooks::get_events(state.store, tenant.id().to_owned(), query).await?)
+//! }
+//! ```
 
 use std::sync::Arc;
 
@@ -22,7 +34,8 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 /// The query string.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Return envelopes after this cursor; from the oldest retained when absent.
     pub after: Option<String>,
@@ -31,9 +44,10 @@ pub struct EventsQuery {
 }
 
 /// One page of envelopes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     /// The envelopes, oldest first, as the JSON that was sent.
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<Box<RawValue>>,
     /// Where to continue: pass as `after`. Always present once a cursor is
     /// known (the last envelope's, or the `after` given when nothing is new),

@@ -35,6 +35,9 @@ pub const METRIC_DELIVERY_SECONDS: &str = "fsgate_webhook_delivery_seconds";
 /// Counter of messages dead-lettered (permanent refusals and exhausted retries).
 pub const METRIC_DEAD: &str = "fsgate_webhooks_dead_total";
 
+/// Longest pause between claims while the store keeps failing.
+const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
+
 /// This build's HTTP client has no TLS (reqwest without a TLS feature), so an
 /// `https` webhook URL is refused at start rather than failing for 24 hours.
 /// Set to true when a TLS feature is enabled in Cargo.toml.
@@ -371,6 +374,7 @@ impl Lane {
     async fn run(self) {
         let wake = self.shared.wake.signal(&self.target.tenant);
         let mut in_flight = JoinSet::new();
+        let mut store_failures: u32 = 0;
         loop {
             while in_flight.try_join_next().is_some() {}
             // Armed before claiming, so an emit during the claim is not missed.
@@ -394,8 +398,10 @@ impl Lane {
                     now,
                 )
                 .await;
+            let mut pause = self.shared.config.idle_poll;
             match claimed {
                 Ok(claims) => {
+                    store_failures = 0;
                     let got = claims.len();
                     for (claim, slot) in claims.into_iter().zip(slots) {
                         let shared = Arc::clone(&self.shared);
@@ -411,14 +417,19 @@ impl Lane {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(tenant = %self.target.tenant, error = %e, "cannot claim webhooks");
+                    // Back off while the store is down: up to 5 s between tries.
+                    store_failures = store_failures.saturating_add(1);
+                    pause = pause
+                        .saturating_mul(1 << store_failures.min(5))
+                        .min(MAX_STORE_BACKOFF.max(pause));
+                    tracing::warn!(tenant = %self.target.tenant, error = %e, retry_in = ?pause, "cannot claim webhooks");
                 }
             }
             tokio::select! {
                 biased;
                 _ = self.shared.stop.cancelled() => break,
                 _ = &mut notified => {}
-                _ = tokio::time::sleep(self.shared.config.idle_poll) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         self.drain(in_flight).await;
