@@ -39,6 +39,22 @@ use crate::switch::Switch;
 
 pub use calltable::CallEventKind;
 
+/// The events a node is subscribed to for the pipeline (BACKGROUND_JOB for
+/// `bgapi` results, HEARTBEAT for liveness).
+pub const SUBSCRIBED_EVENTS: &[&str] = &[
+    "CHANNEL_CREATE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PARK",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "BACKGROUND_JOB",
+    "HEARTBEAT",
+];
+
 /// One change of a call, as the domain handlers see it.
 #[derive(Debug)]
 pub struct CallEvent<'a> {
