@@ -22,6 +22,7 @@ mod cursor;
 pub mod memory;
 mod merge;
 pub mod model;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "memory" => Ok(Arc::new(memory::MemoryStore::new())),
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(redis::RedisStore::connect(url).await?))
+        }
         _ => Err(StoreError::Unavailable(format!(
             "unsupported store url {url:?}: expected memory://, redis://host:port or \
              redis+cluster://host:port,host:port"
