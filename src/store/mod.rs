@@ -311,3 +311,25 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<LoggedEvent>, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_knows_its_urls() {
+        let memory = open("memory://").await.expect("memory");
+        memory.ping().await.unwrap();
+        // Redis connects lazily: a well-formed URL opens without a server.
+        assert!(open("redis://127.0.0.1:1").await.is_ok());
+        assert!(open("redis+cluster://127.0.0.1:1,127.0.0.1:2")
+            .await
+            .is_ok());
+        for bad in ["postgres://db", "memory", "", "redis+cluster://a:1,,b:2"] {
+            assert!(
+                matches!(open(bad).await, Err(StoreError::Unavailable(_))),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+}
