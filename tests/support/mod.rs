@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests that need real backing services.
+#![allow(dead_code)]
+
+pub mod redis;
