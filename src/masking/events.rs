@@ -3,8 +3,7 @@
 //!
 //! This file owns [`SessionEvents`] (what the service calls once a store
 //! transition reports `changed`), its implementation over the webhook
-//! [`crate::webhooks::Outbox`] once that lands, and [`RecordedEvents`] for
-//! tests. It must not decide *whether* to emit (the service does, from
+//! [`Outbox`] (the daemon's), and [`RecordedEvents`] for tests. It must not decide *whether* to emit (the service does, from
 //! `Transition::changed`), nor sign, queue or deliver anything itself.
 
 use std::sync::Mutex;
@@ -14,6 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::TenantConfig;
 use crate::store::{CompletionReason, SessionRecord, SessionState, StoreError};
+use crate::webhooks::envelope::SessionData;
+use crate::webhooks::outbox::EmitError;
+use crate::webhooks::Outbox;
 
 /// Where session webhooks go.
 #[async_trait]
@@ -96,5 +98,73 @@ impl SessionEvents for RecordedEvents {
                 at,
             });
         Ok(())
+    }
+}
+
+/// The daemon's port: `session.*` envelopes into the webhook outbox (queued
+/// for the tenant's URL and logged for `GET /v1/events`).
+#[async_trait]
+impl SessionEvents for Outbox {
+    async fn session_changed(
+        &self,
+        tenant: &TenantConfig,
+        at: DateTime<Utc>,
+        session: &SessionRecord,
+        call_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let data = SessionData::from_record(session, call_id);
+        match self.emit_data(tenant, at, &data).await {
+            Ok(_) => Ok(()),
+            Err(EmitError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::masking::service::tests::{start, tenant};
+    use crate::store::memory::MemoryStore;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn the_outbox_logs_session_envelopes() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let outbox = Outbox::new(
+            store.clone(),
+            Arc::new(ManualClock::new(start())),
+            Duration::from_secs(3600),
+        );
+        let session = SessionRecord {
+            tenant: "acme".into(),
+            session_ref: "ses_abc".into(),
+            state: SessionState::Completed,
+            masked_number: "+15550100001".into(),
+            party_a: "+15557770001".into(),
+            party_b: "+15557770002".into(),
+            ttl_minutes: 5,
+            created_at: start(),
+            expires_at: start(),
+            completed_at: Some(start()),
+            completion_reason: Some(CompletionReason::Ttl),
+            metadata: None,
+            active_calls: vec![],
+        };
+        outbox
+            .session_changed(&tenant("acme", &[]), start(), &session, None)
+            .await
+            .unwrap();
+        let page = store.events_after("acme", None, 10).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&page.items[0].payload).unwrap();
+        assert_eq!(v["type"], "session.completed");
+        assert_eq!(v["tenant"], "acme");
+        assert_eq!(v["data"]["ref"], "ses_abc");
+        assert_eq!(v["data"]["reason"], "ttl");
+        assert_eq!(v["data"]["masked_number"], "+15550100001");
     }
 }
