@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 use super::originate::ORIGINATE_COMMAND;
 use super::service::Masking;
+use crate::pipeline::calltable::is_b_leg;
 use crate::pipeline::{CallEvent, CallEventHandler, CallEventKind};
 use crate::store::{OperationStatus, StoreError};
 
@@ -66,6 +67,9 @@ impl CallEventHandler for SessionCallHandler {
         let (Some(tenant), Some(session_ref)) = (&call.tenant, &call.session_ref) else {
             return Ok(());
         };
+        if is_b_leg(call) {
+            return Ok(()); // a session's calls are counted by their first leg
+        }
         match event.kind {
             CallEventKind::Bridged => {
                 self.settle_originate(
