@@ -5,3 +5,4 @@ pub mod config;
 pub mod esl;
 pub mod sim;
 pub mod store;
+pub mod tenants;
