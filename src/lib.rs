@@ -2,7 +2,10 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod esl;
+pub mod http;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod tenants;

@@ -445,9 +445,13 @@ impl Ctx<'_> {
                     }
                 };
                 let known = known_keys(&key);
+                let label_key = if key == "freeswitch" { "name" } else { "id" };
+                let names: Vec<Option<String>> = items
+                    .iter()
+                    .map(|item| element_name(item, label_key))
+                    .collect();
                 for (i, item) in items.into_iter().enumerate() {
-                    let label_key = if key == "freeswitch" { "name" } else { "id" };
-                    let label = element_label(&key, i, &item, label_key);
+                    let label = element_label(&key, i, &names);
                     let Some(table) = self.table(&label, item, problems) else {
                         continue;
                     };
@@ -580,20 +584,32 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
-fn element_label(section: &str, index: usize, item: &Value, key: &str) -> String {
-    if let ValueKind::Table(t) = &item.kind {
-        if let Some(Value {
+/// The element's name (`name` or `id`) when it is a valid identifier.
+fn element_name(item: &Value, key: &str) -> Option<String> {
+    let ValueKind::Table(t) = &item.kind else {
+        return None;
+    };
+    match t.get(key) {
+        Some(Value {
             kind: ValueKind::String(s),
             ..
-        }) = t.get(key)
-        {
-            if !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return format!("{section}[{s}]");
-            }
+        }) if super::validate::is_ident(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `section[name]` when the name is valid and unique, else `section[index]`
+/// (the same labels `validate` uses).
+fn element_label(section: &str, index: usize, names: &[Option<String>]) -> String {
+    if let Some(name) = &names[index] {
+        let key = env_name_key(name);
+        let count = names
+            .iter()
+            .flatten()
+            .filter(|n| env_name_key(n) == key)
+            .count();
+        if count == 1 {
+            return format!("{section}[{name}]");
         }
     }
     format!("{section}[{index}]")

@@ -121,8 +121,9 @@ fn nodes(c: &Config, v: &mut Problems) {
     }
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<&str, usize> = HashMap::new();
+    let all_names: Vec<&str> = c.freeswitch.iter().map(|n| n.name.as_str()).collect();
     for (i, n) in c.freeswitch.iter().enumerate() {
-        let at = label("freeswitch", i, &n.name);
+        let at = label("freeswitch", i, &all_names);
         if !is_ident(&n.name) {
             v.push(
                 format!("{at}.name"),
@@ -131,12 +132,13 @@ fn nodes(c: &Config, v: &mut Problems) {
                     n.name
                 ),
             );
-        } else if let Some(first) = names.insert(env_name_key(&n.name), i) {
+        } else if let Some(first) = first_of(&mut names, env_name_key(&n.name), i) {
             v.push(
                 format!("{at}.name"),
                 format!(
-                    "duplicate node name (same as freeswitch[{}]; names are compared \
-                     case-insensitively, - and _ alike)",
+                    "duplicate node name: [[freeswitch]] block #{} is named `{}` too (names \
+                     are compared case-insensitively, - and _ alike)",
+                    first + 1,
                     c.freeswitch[first].name
                 ),
             );
@@ -150,13 +152,10 @@ fn nodes(c: &Config, v: &mut Problems) {
                 ),
             ),
             Ok(()) => {
-                if let Some(first) = addresses.insert(n.address.as_str(), i) {
+                if let Some(first) = first_of(&mut addresses, n.address.as_str(), i) {
                     v.push(
                         format!("{at}.address"),
-                        format!(
-                            "same address as {}",
-                            label("freeswitch", first, &c.freeswitch[first].name)
-                        ),
+                        format!("same address as {}", label("freeswitch", first, &all_names)),
                     );
                 }
             }
@@ -222,8 +221,9 @@ fn tenants(c: &Config, v: &mut Problems) {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut hashes: HashMap<String, String> = HashMap::new();
     let mut numbers: HashMap<String, String> = HashMap::new();
+    let all_ids: Vec<&str> = c.tenants.iter().map(|t| t.id.as_str()).collect();
     for (i, t) in c.tenants.iter().enumerate() {
-        let at = label("tenants", i, &t.id);
+        let at = label("tenants", i, &all_ids);
         if !is_ident(&t.id) {
             v.push(
                 format!("{at}.id"),
@@ -232,12 +232,13 @@ fn tenants(c: &Config, v: &mut Problems) {
                     t.id
                 ),
             );
-        } else if let Some(first) = ids.insert(env_name_key(&t.id), i) {
+        } else if let Some(first) = first_of(&mut ids, env_name_key(&t.id), i) {
             v.push(
                 format!("{at}.id"),
                 format!(
-                    "duplicate tenant id (same as tenants[{}]; ids are compared \
-                     case-insensitively, - and _ alike)",
+                    "duplicate tenant id: [[tenants]] block #{} has id `{}` too (ids are \
+                     compared case-insensitively, - and _ alike)",
+                    first + 1,
                     c.tenants[first].id
                 ),
             );
@@ -256,7 +257,9 @@ fn tenants(c: &Config, v: &mut Problems) {
                     path,
                     "is not a SHA-256 in hex (64 characters 0-9 a-f); `fsgate hash-key KEY` prints it",
                 );
-            } else if let Some(first) = hashes.insert(hash.to_ascii_lowercase(), path.clone()) {
+            } else if let Some(first) =
+                first_of(&mut hashes, hash.to_ascii_lowercase(), path.clone())
+            {
                 v.push(
                     path,
                     format!("the same key hash is already at {first}; a key must name one tenant"),
@@ -275,12 +278,17 @@ fn tenants(c: &Config, v: &mut Problems) {
                         path,
                         format!("`{number}` is not an E.164 number (+ then 7 to 15 digits, e.g. +15550100001)"),
                     );
-                } else if let Some(first) =
-                    numbers.insert(crate::tenants::normalize_number(number), path.clone())
-                {
+                } else if let Some(first) = first_of(
+                    &mut numbers,
+                    crate::tenants::normalize_number(number),
+                    path.clone(),
+                ) {
                     v.push(
                         path,
-                        format!("{number} is already configured at {first}; a number belongs to one pool of one tenant"),
+                        format!(
+                            "{number} is already configured at {first} (a number appears \
+                             once, in one pool of one tenant)"
+                        ),
                     );
                 }
             }
@@ -348,9 +356,28 @@ fn tenants(c: &Config, v: &mut Problems) {
     }
 }
 
-/// `section[name]` when the name is usable in a path, else `section[index]`.
-fn label(section: &str, index: usize, name: &str) -> String {
-    if is_ident(name) {
+/// Records `value` under `key` unless the key is taken; returns what took it.
+fn first_of<K: std::hash::Hash + Eq, V: Clone>(
+    seen: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+) -> Option<V> {
+    match seen.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(value);
+            None
+        }
+    }
+}
+
+/// `section[name]` when the element's name is valid and unique, else
+/// `section[index]`.
+fn label(section: &str, index: usize, names: &[&str]) -> String {
+    let name = names[index];
+    let key = env_name_key(name);
+    let unique = names.iter().filter(|n| env_name_key(n) == key).count() == 1;
+    if is_ident(name) && unique {
         format!("{section}[{name}]")
     } else {
         format!("{section}[{index}]")
