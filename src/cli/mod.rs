@@ -18,7 +18,8 @@ pub use crate::telemetry::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "fsgate", version, about, long_about = None)]
 pub struct Cli {
-    /// Log format for diagnostics on stderr.
+    /// Log format for diagnostics on stderr (the level comes from FSGATE_LOG,
+    /// e.g. `info,fsgate::esl=debug`).
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
     /// What to run.
@@ -30,10 +31,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: REST API, dialplan lookup, FreeSWITCH connections, webhooks.
+    ///
+    /// The configuration is loaded and validated first, exactly as
+    /// `check-config` does; with any problem the daemon does not start and
+    /// every problem is printed (exit status 1). SIGTERM or SIGINT drains and
+    /// stops it.
     Serve(serve::ServeArgs),
     /// Validate a configuration file (with FSGATE__* overrides) and explain every problem.
+    ///
+    /// Exit status 0 when the file is valid (a short summary is printed), 1
+    /// when it is not (every problem is printed on stderr with its key path,
+    /// e.g. `tenants[acme].masked_numbers[2]`).
     CheckConfig(check_config::CheckConfigArgs),
     /// Print the SHA-256 of an API key, for `api_keys_sha256` in the configuration.
+    ///
+    /// Example: `printf %s "$KEY" | fsgate hash-key -`
     HashKey(hash_key::HashKeyArgs),
     /// Tail a FreeSWITCH node's events: one line per event, for operators.
     Events(events::EventsArgs),

@@ -123,8 +123,6 @@ where
                 .prefix("FSGATE")
                 .prefix_separator("__")
                 .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("http.dialplan_allow")
                 .source(Some(
                     overrides
                         .general
@@ -348,6 +346,42 @@ fn apply_element_overrides(
 const TABLE_SECTIONS: &[&str] = &["http", "store", "control", "calls", "webhooks", "shutdown"];
 const ARRAY_SECTIONS: &[&str] = &["freeswitch", "tenants"];
 
+/// Keys of a table section whose value is a list, from the model.
+fn list_keys(section: &str) -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(top)) => match top.get(section) {
+            Some(serde_json::Value::Object(keys)) => keys
+                .iter()
+                .filter(|(_, v)| v.is_array())
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// An environment variable setting a list key is comma-separated.
+fn split_env_lists(section: &str, table: &mut Map<String, Value>) {
+    for key in list_keys(section) {
+        let Some(value) = table.get_mut(&key) else {
+            continue;
+        };
+        if value.origin().is_none() {
+            continue;
+        }
+        if let ValueKind::String(s) = &value.kind {
+            let items = s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::new(None, ValueKind::String(s.to_string())))
+                .collect();
+            value.kind = ValueKind::Array(items);
+        }
+    }
+}
+
 /// The keys a section may contain, read from the model itself so that a key
 /// added there is known here without a second list to maintain.
 fn known_keys(section: &str) -> Vec<String> {
@@ -417,7 +451,9 @@ impl Ctx<'_> {
                 let Some(table) = self.table(&key, value, problems) else {
                     continue;
                 };
-                let table = self.drop_unknown(&key, &[&key], table, &known_keys(&key), problems);
+                let mut table =
+                    self.drop_unknown(&key, &[&key], table, &known_keys(&key), problems);
+                split_env_lists(&key, &mut table);
                 match key.as_str() {
                     "http" => set(&mut config.http, self.typed(&key, &key, table, problems)),
                     "store" => set(&mut config.store, self.typed(&key, &key, table, problems)),

@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Tenant {
         let result = authenticate(&parts.headers, state);
         match &result {
             Ok(t) => {
-                tracing::Span::current().record("tenant", t.id());
+                tracing::Span::current().record("tenant", tracing::field::display(t.id()));
             }
             Err(e) => tracing::debug!(reason = e.message(), "authentication refused"),
         }

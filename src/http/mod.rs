@@ -209,7 +209,7 @@ async fn observe(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!(
         "http",
-        method,
+        method = %method,
         route = %route,
         status = tracing::field::Empty,
         tenant = tracing::field::Empty,
