@@ -41,6 +41,10 @@ pub struct SimArgs {
     /// or `PATTERN=no-answer`, PATTERN a regex on the dialled endpoint.
     #[arg(long = "behaviour", value_name = "PATTERN=WHAT")]
     pub behaviours: Vec<String>,
+    /// A global variable, as FreeSWITCH's vars.xml sets it (repeatable), e.g.
+    /// `fsgate_url=http://127.0.0.1:8080` for the shipped dialplan.
+    #[arg(long = "global", value_name = "NAME=VALUE")]
+    pub globals: Vec<String>,
     /// Accept Event Socket clients only from these addresses (repeatable);
     /// others get FreeSWITCH's ACL rejection. Default: everyone.
     #[arg(long = "allow", value_name = "IP")]
@@ -88,6 +92,15 @@ fn config_from(args: SimArgs) -> Result<SimConfig, String> {
         .iter()
         .map(|b| Behaviours::parse_cli(b).map_err(|e| format!("--behaviour {b:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let globals = args
+        .globals
+        .iter()
+        .map(|g| {
+            g.split_once('=')
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("--global {g:?}: expected NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(SimConfig {
         listen: args.listen,
         password: args.password,
@@ -101,6 +114,7 @@ fn config_from(args: SimArgs) -> Result<SimConfig, String> {
         },
         answer_delay: Duration::from_millis(args.answer_delay_ms),
         behaviours,
+        globals,
         ..SimConfig::default()
     })
 }

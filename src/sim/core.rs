@@ -86,6 +86,9 @@ pub(crate) struct Inner {
     pub dialplan: Option<Arc<Dialplan>>,
     pub http: reqwest::Client,
     pub default_timeout: Duration,
+    /// Global variables (FreeSWITCH's `vars.xml`): `${name}` falls back to
+    /// them when the channel has no such variable.
+    pub globals: std::collections::HashMap<String, String>,
 }
 
 /// The in-process handle on the simulated switch (cheap to clone).
@@ -138,6 +141,7 @@ impl Switch {
         behaviours: Behaviours,
         dialplan: Option<Arc<Dialplan>>,
         default_timeout: Duration,
+        globals: std::collections::HashMap<String, String>,
     ) -> Switch {
         Switch(Arc::new(Inner {
             bus,
@@ -146,6 +150,7 @@ impl Switch {
             dialplan,
             http: super::dialplan::curl::client().unwrap_or_default(),
             default_timeout,
+            globals,
         }))
     }
 

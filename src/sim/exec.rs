@@ -29,6 +29,7 @@ pub enum Plan {
 struct View {
     ch: Channel,
     sets: Vec<(String, Option<String>)>,
+    globals: Switch,
 }
 
 impl ChannelVars for View {
@@ -44,6 +45,7 @@ impl ChannelVars for View {
                 "uuid" => Some(self.ch.uuid.clone()),
                 _ => None,
             })
+            .or_else(|| self.globals.0.globals.get(name).cloned())
     }
 
     fn profile_field(&self, name: &str) -> Option<String> {
@@ -76,6 +78,7 @@ impl Switch {
         self.channel(uuid).map(|ch| View {
             ch,
             sets: Vec::new(),
+            globals: self.clone(),
         })
     }
 

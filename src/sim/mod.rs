@@ -66,6 +66,8 @@ pub struct SimConfig {
     pub behaviours: Vec<BehaviourSpec>,
     /// Per-client event queue length (FreeSWITCH: 100 000).
     pub queue_len: usize,
+    /// Global variables, as `vars.xml` sets them (`fsgate_url`, say).
+    pub globals: Vec<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -82,6 +84,7 @@ impl Default for SimConfig {
             originate_timeout: Duration::from_secs(60),
             behaviours: Vec::new(),
             queue_len: 100_000,
+            globals: Vec::new(),
         }
     }
 }
@@ -186,7 +189,13 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         behaviours.add(b.clone())?;
     }
     let bus = Arc::new(bus::Bus::new(cfg.switchname.clone(), cfg.queue_len));
-    let sw = Switch::new(bus.clone(), behaviours, dialplan, cfg.originate_timeout);
+    let sw = Switch::new(
+        bus.clone(),
+        behaviours,
+        dialplan,
+        cfg.originate_timeout,
+        cfg.globals.iter().cloned().collect(),
+    );
     let faults = Arc::new(Faults::default());
     let listener = TcpListener::bind(cfg.listen)
         .await

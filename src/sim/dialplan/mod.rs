@@ -175,7 +175,18 @@ impl Dialplan {
                 path: path.clone(),
                 source,
             })?;
-            model.merge(xml::parse(&text, &path.display().to_string())?);
+            // A file in `<dir>/<context>/` may hold bare extensions of that
+            // context, as FreeSWITCH's `public/*.xml` includes do.
+            let fragment_context = path
+                .parent()
+                .filter(|p| *p != dir)
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str());
+            model.merge(xml::parse_in(
+                &text,
+                &path.display().to_string(),
+                fragment_context,
+            )?);
         }
         Ok(Dialplan {
             model: Arc::new(model),

@@ -145,10 +145,43 @@ impl Source<'_> {
 
 /// Parses one file's text; `file` names it in errors.
 pub(crate) fn parse(text: &str, file: &str) -> Result<Model, DialplanError> {
+    parse_in(text, file, None)
+}
+
+/// Parses one file's text. `fragment_context` names the context of a file
+/// that holds bare `<extension>`s, the way FreeSWITCH's stock `public.xml`
+/// includes `public/*.xml` inside its `<context name="public">`.
+pub(crate) fn parse_in(
+    text: &str,
+    file: &str,
+    fragment_context: Option<&str>,
+) -> Result<Model, DialplanError> {
     let src = Source { file, text };
     let root = parse_tree(&src)?;
     let mut model = Model::default();
+    let is_fragment = root.name == "include"
+        && !root.children.is_empty()
+        && root.children.iter().all(|c| c.name == "extension");
     match root.name.as_str() {
+        "include" if is_fragment => {
+            let Some(context) = fragment_context else {
+                return Err(src.invalid(
+                    &root,
+                    "bare <extension>s must be in a directory named after their context (like FreeSWITCH's public/*.xml)",
+                ));
+            };
+            let extensions = root
+                .children
+                .iter()
+                .map(|x| read_extension(&src, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            model.merge(Model {
+                contexts: vec![Context {
+                    name: context.to_owned(),
+                    extensions,
+                }],
+            });
+        }
         "include" => read_contexts(&src, &root, &mut model)?,
         "document" => {
             for section in &root.children {

@@ -1,0 +1,177 @@
+//! Reconciling the call table with a node after a gap.
+//!
+//! Events that happen while a connection is down are gone (FreeSWITCH does not
+//! replay them), and a consumer that fell behind may have dropped some. After
+//! either, the pipeline compares the node's live calls in the table with the
+//! channels the node reports (`show channels as json`). A call the table still
+//! has but the node does not is confirmed gone with `uuid_exists` (the `show`
+//! output lags events a little) and then ended with a synthetic hangup marked
+//! `reconciled`, which flows through the same handlers as a real one, so its
+//! session returns to open and its `call.hangup` webhook is sent. A channel the
+//! node has but the table does not is adopted. Across daemon instances each
+//! synthetic hangup is claimed once, like a real event.
+
+use std::collections::HashSet;
+
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::{CallEvent, CallEventKind, Deps};
+use crate::store::{CallDirection, CallRecord, CallState, StoreError};
+use crate::switch::{ChannelRow, SwitchError};
+
+/// What reconciliation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Calls ended because the node no longer has them.
+    pub ended: usize,
+    /// Channels taken into the table.
+    pub adopted: usize,
+}
+
+/// Why reconciliation could not finish (it is retried on the next trigger).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The node could not be asked.
+    #[error(transparent)]
+    Switch(#[from] SwitchError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The cause given to calls whose real hangup was not seen.
+pub const RECONCILED_CAUSE: &str = "NORMAL_UNSPECIFIED";
+
+/// Reconciles one node.
+pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, ReconcileError> {
+    let rows = deps.switch.channels(node).await?;
+    let live = deps.store.live_calls_on_node(node).await?;
+    let on_switch: HashSet<&str> = rows.iter().map(|r| r.uuid.as_str()).collect();
+    let in_table: HashSet<&str> = live.iter().map(|c| c.uuid.as_str()).collect();
+    let mut report = Report::default();
+
+    for call in live.iter().filter(|c| !on_switch.contains(c.uuid.as_str())) {
+        if let Ok(uuid) = Uuid::parse_str(&call.uuid) {
+            if deps.switch.exists(node, uuid).await? {
+                continue; // just created: `show` has not caught up
+            }
+        }
+        if !deps
+            .store
+            .claim_event("reconcile", sequence_of(&call.uuid), deps.dedup_ttl)
+            .await?
+        {
+            continue;
+        }
+        let now = deps.clock.now();
+        let mut ended = call.clone();
+        ended.state = CallState::Ended;
+        ended.ended_at = Some(now);
+        ended.hangup_cause = Some(RECONCILED_CAUSE.to_owned());
+        ended.q850 = Some(31);
+        ended.duration_s = Some((now - call.created_at).num_seconds().max(0) as u64);
+        ended.billsec = call
+            .answered_at
+            .map(|a| (now - a).num_seconds().max(0) as u64);
+        ended.reconciled = true;
+        let call = deps.store.put_call(ended, deps.retention).await?;
+        dispatch(deps, node, CallEventKind::HangupComplete, &call).await?;
+        report.ended += 1;
+    }
+
+    for row in rows.iter().filter(|r| !in_table.contains(r.uuid.as_str())) {
+        if deps
+            .store
+            .get_call(&row.uuid)
+            .await?
+            .is_some_and(|c| c.state == CallState::Ended)
+        {
+            continue; // ended meanwhile; `show` lags
+        }
+        let mut record = adopt(node, row);
+        super::attribute(deps, &mut record).await?;
+        deps.store.put_call(record, deps.retention).await?;
+        report.adopted += 1;
+    }
+    Ok(report)
+}
+
+async fn dispatch(
+    deps: &Deps,
+    node: &str,
+    kind: CallEventKind,
+    call: &CallRecord,
+) -> Result<(), StoreError> {
+    let change = CallEvent {
+        node,
+        kind,
+        event: None,
+        call,
+    };
+    for handler in &deps.handlers {
+        handler.on_call_event(&change).await?;
+    }
+    Ok(())
+}
+
+/// A stable number per UUID, so the synthetic hangup is claimed like an event.
+fn sequence_of(uuid: &str) -> u64 {
+    // FNV-1a: stable across processes and versions (unlike `DefaultHasher`).
+    uuid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn adopt(node: &str, row: &ChannelRow) -> CallRecord {
+    let created_at = row
+        .created_epoch
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        .unwrap_or_else(Utc::now);
+    let state = match row.callstate.as_str() {
+        "ACTIVE" | "HELD" | "UNHELD" => CallState::Answered,
+        "EARLY" => CallState::Early,
+        _ => CallState::Ringing,
+    };
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    CallRecord {
+        uuid: row.uuid.clone(),
+        tenant: None,
+        node: node.to_owned(),
+        direction: if row.direction == "outbound" {
+            CallDirection::Outbound
+        } else {
+            CallDirection::Inbound
+        },
+        state,
+        caller: non_empty(&row.cid_num),
+        caller_display_name: non_empty(&row.cid_name),
+        callee: non_empty(&row.dest),
+        other_leg: None,
+        created_at,
+        answered_at: (state == CallState::Answered).then_some(created_at),
+        ended_at: None,
+        hangup_cause: None,
+        q850: None,
+        sip_code: None,
+        duration_s: None,
+        billsec: None,
+        user_data: None,
+        session_ref: None,
+        reconciled: true,
+        extra: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_sequence_is_stable() {
+        assert_eq!(sequence_of("a"), 0xaf63dc4c8601ec8c);
+        assert_ne!(sequence_of("u1"), sequence_of("u2"));
+    }
+}
