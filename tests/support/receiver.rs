@@ -37,7 +37,10 @@ impl Delivery {
 
     /// A header as text.
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -57,12 +60,20 @@ pub struct Receiver {
     addr: SocketAddr,
 }
 
-async fn hook(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn hook(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let (status, delay) = {
         let mut g = inner.lock().unwrap();
         let status = g.script.pop_front().unwrap_or(200);
         let envelope = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        g.deliveries.push(Delivery { headers, body, envelope });
+        g.deliveries.push(Delivery {
+            headers,
+            body,
+            envelope,
+        });
         (status, g.delay)
     };
     if !delay.is_zero() {
@@ -75,7 +86,9 @@ impl Receiver {
     /// Starts a receiver on a free loopback port.
     pub async fn start() -> Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new().route("/hooks", post(hook)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/hooks", post(hook))
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -106,11 +119,19 @@ impl Receiver {
 
     /// Deliveries of one envelope type.
     pub fn of_type(&self, kind: &str) -> Vec<Delivery> {
-        self.all().into_iter().filter(|d| d.kind() == kind).collect()
+        self.all()
+            .into_iter()
+            .filter(|d| d.kind() == kind)
+            .collect()
     }
 
     /// Waits (up to `within`) for a delivery of `kind` matching `pred`.
-    pub async fn wait_for(&self, kind: &str, within: Duration, pred: impl Fn(&Delivery) -> bool) -> Delivery {
+    pub async fn wait_for(
+        &self,
+        kind: &str,
+        within: Duration,
+        pred: impl Fn(&Delivery) -> bool,
+    ) -> Delivery {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(d) = self.of_type(kind).into_iter().find(|d| pred(d)) {
