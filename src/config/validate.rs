@@ -98,15 +98,22 @@ fn store(c: &Config, v: &mut Problems) {
                 v.push("store.url", "names no Redis host (redis://host:port/db)");
             }
         }
-        "redis+unix" | "unix" => {
-            if rest.is_empty() {
-                v.push("store.url", "names no socket path (redis+unix:///path)");
+        "redis+cluster" | "rediss+cluster" => {
+            if rest
+                .split(',')
+                .any(|node| host_port(node.trim(), false).is_err())
+            {
+                v.push(
+                    "store.url",
+                    "a cluster URL lists host:port nodes (redis+cluster://h1:6379,h2:6379)",
+                );
             }
         }
         other => v.push(
             "store.url",
             format!(
-                "unknown scheme `{other}`; use memory://, redis://, rediss:// or redis+unix://"
+                "unknown scheme `{other}`; use memory://, redis://host:port/db, rediss://... or \
+                 redis+cluster://host:port,host:port"
             ),
         ),
     }
@@ -609,12 +616,20 @@ mod tests {
             "memory://",
             "redis://127.0.0.1:6379/0",
             "rediss://h:6380",
-            "redis+unix:///tmp/r.sock",
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
         ] {
             c.store.url = ok.into();
             assert_eq!(validate(&c), vec![], "{ok}");
         }
-        for bad in ["", "memory", "mysql://x", "redis://", "memory://x"] {
+        for bad in [
+            "",
+            "memory",
+            "mysql://x",
+            "redis://",
+            "memory://x",
+            "redis+unix:///tmp/r.sock",
+            "redis+cluster://a:1,b",
+        ] {
             c.store.url = bad.into();
             assert_eq!(paths(&c), vec!["store.url"], "{bad}");
         }

@@ -2,9 +2,8 @@
 //! port 0, with a store whose `ping` can be switched off, node states that
 //! tests set, and a few test-only routes documented like real ones.
 //!
-//! The store stand-in answers only `ping` (everything else reports
-//! `Unavailable`); it is replaced by `store::memory::MemoryStore` once that
-//! lands in main.
+//! The store is `store::memory::MemoryStore` behind a switch that makes it
+//! unavailable, for readiness and 503 tests.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -26,6 +25,7 @@ use fsgate::esl::node::NodeState;
 use fsgate::http::{
     self, ApiError, ApiJson, ApiRouter, AppState, DialplanCaller, NodeStatus, Tenant,
 };
+use fsgate::store::memory::MemoryStore;
 use fsgate::store::*;
 
 /// Keys of the test tenants (their hashes are in [`config_text`]).
@@ -114,7 +114,7 @@ pub struct Daemon {
     pub base: String,
     pub state: AppState,
     pub nodes: Arc<TestNodes>,
-    pub store: Arc<PingStore>,
+    pub store: Arc<FlakyStore>,
     pub router: axum::Router,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -125,7 +125,7 @@ impl Daemon {
         let nodes = Arc::new(TestNodes::default());
         nodes.set("fs1", connecting());
         nodes.set("fs2", connecting());
-        let store = Arc::new(PingStore::default());
+        let store = Arc::new(FlakyStore::default());
         let state = AppState::new(
             config,
             store.clone(),
@@ -259,204 +259,245 @@ pub async fn route(caller: DialplanCaller) -> Json<Admitted> {
     })
 }
 
-// --- a ping-only store ---------------------------------------------------------------
+// --- the memory store, which can be switched off ------------------------------------
 
-/// `ping` answers while `up`; everything else is `Unavailable`.
-pub struct PingStore {
+/// `store::memory::MemoryStore` behind a switch: while down, every call
+/// (`ping` included) answers `Unavailable`, as a lost Redis would.
+pub struct FlakyStore {
     pub up: AtomicBool,
+    pub inner: MemoryStore,
 }
 
-impl Default for PingStore {
+impl Default for FlakyStore {
     fn default() -> Self {
-        PingStore {
+        FlakyStore {
             up: AtomicBool::new(true),
+            inner: MemoryStore::new(),
         }
     }
 }
 
-impl PingStore {
+impl FlakyStore {
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
-}
 
-fn nope<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("ping-only test store".into()))
-}
-
-#[async_trait]
-impl Store for PingStore {
-    async fn ping(&self) -> Result<(), StoreError> {
+    fn check(&self) -> Result<(), StoreError> {
         if self.up.load(Ordering::SeqCst) {
             Ok(())
         } else {
             Err(StoreError::Unavailable("connection refused".into()))
         }
     }
-    async fn claim_event(&self, _: &str, _: u64, _: Duration) -> Result<bool, StoreError> {
-        nope()
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ping().await
     }
-    async fn sync_pool(&self, _: &str, _: &[String]) -> Result<(), StoreError> {
-        nope()
+    async fn claim_event(&self, core: &str, seq: u64, ttl: Duration) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.claim_event(core, seq, ttl).await
     }
-    async fn create_session(&self, _: NewSession) -> Result<SessionRecord, CreateSessionError> {
-        Err(nope::<()>().unwrap_err().into())
+    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.sync_pool(tenant, numbers).await
     }
-    async fn get_session(&self, _: &str, _: &str) -> Result<Option<SessionRecord>, StoreError> {
-        nope()
+    async fn create_session(&self, new: NewSession) -> Result<SessionRecord, CreateSessionError> {
+        self.check()?;
+        self.inner.create_session(new).await
+    }
+    async fn get_session(&self, t: &str, r: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.check()?;
+        self.inner.get_session(t, r).await
     }
     async fn list_sessions(
         &self,
-        _: &str,
-        _: Option<SessionState>,
-        _: Option<&str>,
-        _: usize,
+        t: &str,
+        state: Option<SessionState>,
+        cursor: Option<&str>,
+        limit: usize,
     ) -> Result<Page<SessionRecord>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.list_sessions(t, state, cursor, limit).await
     }
     async fn session_by_number(
         &self,
-        _: &str,
-        _: &str,
+        t: &str,
+        n: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.session_by_number(t, n).await
     }
     async fn session_call_started(
         &self,
-        _: &str,
-        _: &str,
-        _: &str,
+        t: &str,
+        r: &str,
+        c: &str,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.session_call_started(t, r, c).await
     }
     async fn session_call_ended(
         &self,
-        _: &str,
-        _: &str,
-        _: &str,
+        t: &str,
+        r: &str,
+        c: &str,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.session_call_ended(t, r, c).await
     }
     async fn complete_session(
         &self,
-        _: &str,
-        _: &str,
-        _: CompletionReason,
-        _: DateTime<Utc>,
+        t: &str,
+        r: &str,
+        reason: CompletionReason,
+        at: DateTime<Utc>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.complete_session(t, r, reason, at).await
     }
     async fn due_sessions(
         &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: usize,
+        t: &str,
+        now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.due_sessions(t, now, limit).await
     }
-    async fn put_call(&self, _: CallRecord, _: Duration) -> Result<CallRecord, StoreError> {
-        nope()
+    async fn put_call(&self, call: CallRecord, keep: Duration) -> Result<CallRecord, StoreError> {
+        self.check()?;
+        self.inner.put_call(call, keep).await
     }
-    async fn get_call(&self, _: &str) -> Result<Option<CallRecord>, StoreError> {
-        nope()
+    async fn get_call(&self, uuid: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.check()?;
+        self.inner.get_call(uuid).await
     }
     async fn list_live_calls(
         &self,
-        _: &str,
-        _: Option<&str>,
-        _: usize,
+        t: &str,
+        cursor: Option<&str>,
+        limit: usize,
     ) -> Result<Page<CallRecord>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.list_live_calls(t, cursor, limit).await
     }
-    async fn live_calls_on_node(&self, _: &str) -> Result<Vec<CallRecord>, StoreError> {
-        nope()
+    async fn live_calls_on_node(&self, node: &str) -> Result<Vec<CallRecord>, StoreError> {
+        self.check()?;
+        self.inner.live_calls_on_node(node).await
     }
     async fn put_call_binding(
         &self,
-        _: &str,
-        _: CallBinding,
-        _: Duration,
+        uuid: &str,
+        binding: CallBinding,
+        ttl: Duration,
     ) -> Result<(), StoreError> {
-        nope()
+        self.check()?;
+        self.inner.put_call_binding(uuid, binding, ttl).await
     }
-    async fn get_call_binding(&self, _: &str) -> Result<Option<CallBinding>, StoreError> {
-        nope()
+    async fn get_call_binding(&self, uuid: &str) -> Result<Option<CallBinding>, StoreError> {
+        self.check()?;
+        self.inner.get_call_binding(uuid).await
     }
-    async fn next_call_sequence(&self, _: &str) -> Result<u64, StoreError> {
-        nope()
+    async fn next_call_sequence(&self, uuid: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.next_call_sequence(uuid).await
     }
     async fn register_operation(
         &self,
-        _: OperationRecord,
-        _: Duration,
+        op: OperationRecord,
+        ttl: Duration,
     ) -> Result<Registered, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.register_operation(op, ttl).await
     }
-    async fn get_operation(&self, _: &str, _: &str) -> Result<Option<OperationRecord>, StoreError> {
-        nope()
+    async fn get_operation(
+        &self,
+        t: &str,
+        id: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.check()?;
+        self.inner.get_operation(t, id).await
     }
     async fn finish_operation(
         &self,
-        _: &str,
-        _: &str,
-        _: OperationStatus,
-        _: Option<String>,
-        _: DateTime<Utc>,
+        t: &str,
+        id: &str,
+        status: OperationStatus,
+        detail: Option<String>,
+        at: DateTime<Utc>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.finish_operation(t, id, status, detail, at).await
     }
     async fn pending_operations_for_call(
         &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
+        t: &str,
+        call: &str,
+        command: Option<&str>,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner
+            .pending_operations_for_call(t, call, command)
+            .await
     }
     async fn due_operations(
         &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: usize,
+        t: &str,
+        now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.due_operations(t, now, limit).await
     }
     async fn enqueue_webhook(
         &self,
-        _: WebhookJob,
-        _: bool,
-        _: DateTime<Utc>,
-        _: Duration,
+        job: WebhookJob,
+        deliver: bool,
+        now: DateTime<Utc>,
+        retention: Duration,
     ) -> Result<(), StoreError> {
-        nope()
+        self.check()?;
+        self.inner
+            .enqueue_webhook(job, deliver, now, retention)
+            .await
     }
     async fn claim_webhooks(
         &self,
-        _: &str,
-        _: &str,
-        _: usize,
-        _: Duration,
-        _: DateTime<Utc>,
+        t: &str,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedWebhook>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner
+            .claim_webhooks(t, consumer, max, lease, now)
+            .await
     }
     async fn settle_webhook(
         &self,
-        _: &str,
-        _: &ClaimedWebhook,
-        _: WebhookOutcome,
+        t: &str,
+        claim: &ClaimedWebhook,
+        outcome: WebhookOutcome,
     ) -> Result<(), StoreError> {
-        nope()
+        self.check()?;
+        self.inner.settle_webhook(t, claim, outcome).await
     }
-    async fn dead_webhooks(&self, _: &str, _: usize) -> Result<Vec<WebhookJob>, StoreError> {
-        nope()
+    async fn dead_webhooks(&self, t: &str, limit: usize) -> Result<Vec<WebhookJob>, StoreError> {
+        self.check()?;
+        self.inner.dead_webhooks(t, limit).await
     }
     async fn events_after(
         &self,
-        _: &str,
-        _: Option<&str>,
-        _: usize,
+        t: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Page<LoggedEvent>, StoreError> {
-        nope()
+        self.check()?;
+        self.inner.events_after(t, after, limit).await
     }
 }
