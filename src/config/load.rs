@@ -173,8 +173,12 @@ fn process_env() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a variable name starts with `FSGATE__` (any case). When it does,
+/// its first bytes are ASCII, so slicing after the prefix is safe.
 fn is_ours(name: &str) -> bool {
-    name.len() >= ENV_PREFIX.len() && name[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX)
+    name.as_bytes()
+        .get(..ENV_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX.as_bytes()))
 }
 
 // --- environment variables ------------------------------------------------------
@@ -745,6 +749,25 @@ mod tests {
         let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
         assert!(paths.contains(&"control.answer_timeout_ms"), "{err}");
         assert!(paths.contains(&"control.idempotency_hours"), "{err}");
+    }
+
+    #[test]
+    fn odd_variable_names_do_not_panic() {
+        let env = vec![
+            ("FSGATE_é__X".to_string(), "1".to_string()),
+            ("FSGATE__".to_string(), "1".to_string()),
+            ("FSGATE__TENANTS__".to_string(), "1".to_string()),
+            (
+                "FSGATE__TENANTS____WEBHOOK_SECRET".to_string(),
+                "1".to_string(),
+            ),
+            ("É".to_string(), "1".to_string()),
+        ];
+        let err = load_str("", "x.toml", env).unwrap_err();
+        assert!(
+            err.problems.iter().any(|p| p.path == "FSGATE__TENANTS__"),
+            "{err}"
+        );
     }
 
     #[test]
