@@ -7,13 +7,15 @@
 //! ([`Masking`], the rules), [`dial`] (what a party's leg looks like),
 //! [`lookup`] (the mod_curl route), [`originate`] (the two-leg call),
 //! [`handler`] (call events → session state), [`expiry`] (the TTL sweep),
-//! [`events`] (the webhook port). Nothing here formats ESL text or reads
+//! [`events`] (the webhook port), [`routes`] (thin HTTP handlers and their
+//! OpenAPI). Nothing here formats ESL text or reads
 //! the system clock.
 //!
 //! Wiring (the daemon): build one [`Masking`] over the store, clock,
 //! tenants, switch and webhook outbox; call [`Masking::sync_pools`] at
-//! start; add [`SessionCallHandler`] to the pipeline's handlers; start
-//! [`spawn_expiry`] with [`expiry::EXPIRY_INTERVAL`].
+//! start; pass [`routes()`] to `http::router`; add [`SessionCallHandler`] to
+//! the pipeline's handlers; start [`spawn_expiry`] with
+//! [`expiry::EXPIRY_INTERVAL`].
 
 pub mod dial;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod handler;
 pub mod lookup;
 pub mod model;
 pub mod originate;
+pub mod routes;
 pub mod service;
 
 pub use error::MaskingError;
@@ -30,4 +33,5 @@ pub use events::{RecordedEvents, SessionEvents};
 pub use expiry::spawn_expiry;
 pub use handler::SessionCallHandler;
 pub use lookup::RouteAnswer;
+pub use routes::routes;
 pub use service::{Masking, MaskingOptions};
