@@ -8,20 +8,26 @@
 //! separate 1-thread runtime. All three share the machine's cores, so the
 //! figures are a floor for a daemon on its own box.
 //!
+//! Two servers run side by side on the same runtime: one on Redis (the
+//! subject), one on the memory store (a reference: the same HTTP and domain
+//! work without Redis round trips).
+//!
 //! Stages:
+//! 0. in process, no HTTP: `Masking::route` 32 at a time, each store;
 //! 1. closed loop, 32 concurrent clients, 5 s each: `/healthz`, then lookups
 //!    (throughput and latency; the lookup's share of the healthz rate);
 //! 2. open loop at a fixed 2,000 req/s for 10 s: lookups, then `/healthz`
 //!    (latency percentiles measured from each request's send time);
-//! 3. creates: 64 clients POST /v1/sessions until 30,000 are created on a
-//!    60,000-number pool; every allocated number must be distinct.
+//! 3. creates on Redis: 64 clients POST /v1/sessions until 30,000 are
+//!    created on a 60,000-number pool; every allocated number must be
+//!    distinct.
 //!
 //! Lookups: 100 live sessions; each request asks for a random one, as its
 //! party A, with one of 8 call UUIDs per session (8 calls "in progress" per
 //! session, re-asked; a real call hangs up, so the session's call list
 //! stays short). Each lookup is what the dialplan triggers: number → session
-//! (2 Redis round trips), then the call binding and the session's call
-//! start in parallel (1 round trip each, Lua).
+//! (one Lua script), then the call binding and the session's call start in
+//! parallel (one script each): two sequential round trips, three commands.
 //!
 //! Run: `cargo bench --bench masking` (needs `redis-server` on PATH).
 //! `MASKING_BENCH_SECS=2` shortens every stage. Figures are in BENCHMARKS.md.
@@ -39,6 +45,8 @@ use fsgate::config;
 use fsgate::http::{self, AppState};
 use fsgate::masking::model::CreateSessionRequest;
 use fsgate::masking::{self, Masking};
+use fsgate::store::memory::MemoryStore;
+use fsgate::store::Store;
 use fsgate::switch::Switch;
 use fsgate::webhooks::Outbox;
 use rand::Rng;
@@ -202,23 +210,22 @@ async fn open_loop(client: &reqwest::Client, make: MakeReq, rate: f64, d: Durati
     finish(lat, errors, start.elapsed())
 }
 
-fn main() {
-    let redis = redis_server::RedisServer::start();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = server_rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let base = format!("http://{addr}");
+/// One daemon's HTTP layer with the masking routes on `store`, and the
+/// lookup tenant's 100 sessions as `(masked digits, party A digits)`.
+struct Server {
+    base: String,
+    masking: Arc<Masking>,
+    sessions: Arc<Vec<(String, String)>>,
+    /// The call UUIDs each session is asked with.
+    uuids: Arc<Vec<Vec<String>>>,
+}
 
-    let (masking, sessions) = server_rt.block_on(async {
+fn start_server(rt: &tokio::runtime::Runtime, store: Arc<dyn Store>) -> Server {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let config = config::load_str(&config_text(&addr.to_string()), "bench.toml", Vec::new())
             .unwrap_or_else(|e| panic!("{e}"));
-        let store = fsgate::store::open(&redis.url()).await.unwrap();
         let state = AppState::new(
             config,
             store.clone(),
@@ -238,13 +245,7 @@ fn main() {
             Switch::new(Vec::new()),
             Arc::new(outbox),
         ));
-        let t = Instant::now();
         masking.sync_pools().await.unwrap();
-        eprintln!(
-            "pools synced ({} numbers) in {:?}",
-            SESSIONS + BULK_POOL,
-            t.elapsed()
-        );
         let mut sessions = Vec::new();
         for i in 0..SESSIONS {
             let s = masking
@@ -266,59 +267,94 @@ fn main() {
         }
         let router = http::router(state, vec![masking::routes(masking.clone())]);
         tokio::spawn(http::serve(listener, router, std::future::pending()));
-        (masking, sessions)
-    });
-    // In-process (no HTTP): the domain's lookup, and the store's first read
-    // alone, 32 at a time on the server runtime, to see where time goes.
-    if std::env::var("MASKING_BENCH_ONLY").is_err() {
-        let d = secs(3);
-        let m = masking.clone();
-        let ses = sessions.clone();
-        let direct = |what: &'static str| {
-            let m = m.clone();
-            let ses = ses.clone();
-            server_rt.block_on(async move {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..32)
-                    .map(|w| {
-                        let m = m.clone();
-                        let ses = ses.clone();
-                        tokio::spawn(async move {
-                            let uuid = uuid::Uuid::new_v4().to_string();
-                            let mut lat = Vec::new();
-                            let mut i = w;
-                            while start.elapsed() < d {
-                                let (masked, caller) = &ses[i % SESSIONS];
-                                i += 7;
-                                let t = Instant::now();
-                                if what == "route" {
-                                    m.route(masked, caller, &uuid).await.unwrap();
-                                } else {
-                                    m.store()
-                                        .session_by_number("acme", &format!("+{masked}"))
-                                        .await
-                                        .unwrap();
-                                }
-                                lat.push(t.elapsed());
-                            }
-                            lat
-                        })
+        Server {
+            base: format!("http://{addr}"),
+            masking,
+            sessions: Arc::new(sessions),
+            uuids: Arc::new(
+                (0..SESSIONS)
+                    .map(|_| {
+                        (0..CALLS_PER_SESSION)
+                            .map(|_| uuid::Uuid::new_v4().to_string())
+                            .collect()
                     })
-                    .collect();
-                let mut all = Vec::new();
-                for t in tasks {
-                    all.extend(t.await.unwrap());
-                }
-                finish(all, 0, start.elapsed())
+                    .collect(),
+            ),
+        }
+    })
+}
+
+/// Random lookups against `server`'s sessions (party A calling).
+fn lookups(server: &Server) -> MakeReq {
+    let uuids = server.uuids.clone();
+    let base = server.base.clone();
+    let sessions = server.sessions.clone();
+    Arc::new(move |c: &reqwest::Client| {
+        let mut rng = rand::thread_rng();
+        let i = rng.gen_range(0..SESSIONS);
+        let (masked, caller) = &sessions[i];
+        let uuid = &uuids[i][rng.gen_range(0..CALLS_PER_SESSION)];
+        c.get(format!(
+            "{base}/v1/dialplan/route?masked={masked}&caller={caller}&uuid={uuid}&token={TOKEN}"
+        ))
+    })
+}
+
+/// `Masking::route` in process (no HTTP), 32 at a time on the server
+/// runtime: the domain and store cost alone.
+fn direct_routes(rt: &tokio::runtime::Runtime, server: &Server, d: Duration) -> Stats {
+    let m = server.masking.clone();
+    let ses = server.sessions.clone();
+    let uuids = server.uuids.clone();
+    rt.block_on(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..32)
+            .map(|w| {
+                let m = m.clone();
+                let ses = ses.clone();
+                let uuids = uuids.clone();
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = w;
+                    while start.elapsed() < d {
+                        let (masked, caller) = &ses[i % SESSIONS];
+                        let uuid = &uuids[i % SESSIONS][w % CALLS_PER_SESSION];
+                        i += 7;
+                        let t = Instant::now();
+                        m.route(masked, caller, uuid).await.unwrap();
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
             })
-        };
-        let r = direct("route");
-        let n = direct("number");
-        println!("## in process, 32 concurrent, no HTTP");
-        println!("{}", r.line("Masking::route"));
-        println!("{}", n.line("Store::session_by_number"));
-    }
-    let _keep = masking;
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        finish(all, 0, start.elapsed())
+    })
+}
+
+fn main() {
+    let redis_server = redis_server::RedisServer::start();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis_store = server_rt
+        .block_on(fsgate::store::open(&redis_server.url()))
+        .unwrap();
+    let t = Instant::now();
+    let redis = start_server(&server_rt, redis_store);
+    eprintln!(
+        "redis server ready ({} pool numbers synced, {} sessions) in {:?}",
+        SESSIONS + BULK_POOL,
+        SESSIONS,
+        t.elapsed()
+    );
+    let memory = start_server(&server_rt, Arc::new(MemoryStore::new()));
 
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -329,31 +365,33 @@ fn main() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let uuids: Vec<Vec<String>> = (0..SESSIONS)
-        .map(|_| {
-            (0..CALLS_PER_SESSION)
-                .map(|_| uuid::Uuid::new_v4().to_string())
-                .collect()
-        })
-        .collect();
-    let sessions = Arc::new(sessions);
-    let uuids = Arc::new(uuids);
-    let lookup: MakeReq = {
-        let base = base.clone();
-        Arc::new(move |c: &reqwest::Client| {
-            let mut rng = rand::thread_rng();
-            let i = rng.gen_range(0..SESSIONS);
-            let (masked, caller) = &sessions[i];
-            let uuid = &uuids[i][rng.gen_range(0..CALLS_PER_SESSION)];
-            c.get(format!(
-                "{base}/v1/dialplan/route?masked={masked}&caller={caller}&uuid={uuid}&token={TOKEN}"
-            ))
-        })
-    };
+    let lookup = lookups(&redis);
+    let lookup_memory = lookups(&memory);
     let healthz: MakeReq = {
-        let base = base.clone();
+        let base = redis.base.clone();
         Arc::new(move |c: &reqwest::Client| c.get(format!("{base}/healthz")))
     };
+
+    if std::env::var("MASKING_BENCH_ONLY").as_deref() == Ok("lookup") {
+        // For profiling: only the closed-loop lookups.
+        client_rt.block_on(async {
+            let l = closed_loop(&client, lookup.clone(), 32, secs(10)).await;
+            println!("{}", l.line("/v1/dialplan/route"));
+        });
+        // Redis's own view: calls and microseconds per command.
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &redis_server.port().to_string(),
+                "INFO",
+                "commandstats",
+            ])
+            .output();
+        if let Ok(out) = out {
+            println!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+        return;
+    }
 
     client_rt.block_on(async {
         // Sanity: a lookup bridges.
@@ -364,39 +402,46 @@ fn main() {
             body.contains("sofia/gateway/") && !body.contains("${"),
             "{body}"
         );
-
-        if std::env::var("MASKING_BENCH_ONLY").as_deref() == Ok("lookup") {
-            // For profiling: only the closed-loop lookups.
-            let l = closed_loop(&client, lookup.clone(), 32, secs(10)).await;
-            println!("{}", l.line("/v1/dialplan/route"));
-            return;
-        }
-        println!("# fsgate masking benchmark (Redis store, one process, see benches/masking.rs)");
         closed_loop(&client, lookup.clone(), 32, Duration::from_secs(1)).await; // warm-up
+    });
+
+    println!("# fsgate masking benchmark (see benches/masking.rs)");
+    let dr = direct_routes(&server_rt, &redis, secs(3));
+    let dm = direct_routes(&server_rt, &memory, secs(3));
+    println!("## in process, 32 concurrent, no HTTP");
+    println!("{}", dr.line("Masking::route (redis)"));
+    println!("{}", dm.line("Masking::route (memory)"));
+
+    client_rt.block_on(async {
         let h = closed_loop(&client, healthz.clone(), 32, secs(5)).await;
         let l = closed_loop(&client, lookup.clone(), 32, secs(5)).await;
+        let m = closed_loop(&client, lookup_memory.clone(), 32, secs(5)).await;
         println!("## closed loop, 32 clients");
         println!("{}", h.line("/healthz"));
-        println!("{}", l.line("/v1/dialplan/route"));
+        println!("{}", l.line("route lookup (redis)"));
+        println!("{}", m.line("route lookup (memory)"));
         println!(
-            "lookup / healthz throughput: {:.0} %",
-            100.0 * l.rate() / h.rate()
+            "lookup / healthz throughput: redis {:.0} %, memory {:.0} %",
+            100.0 * l.rate() / h.rate(),
+            100.0 * m.rate() / h.rate()
         );
 
         let lo = open_loop(&client, lookup.clone(), 2000.0, secs(10)).await;
         let ho = open_loop(&client, healthz.clone(), 2000.0, secs(10)).await;
+        let mo = open_loop(&client, lookup_memory.clone(), 2000.0, secs(10)).await;
         println!("## open loop, 2,000 req/s");
-        println!("{}", lo.line("/v1/dialplan/route"));
+        println!("{}", lo.line("route lookup (redis)"));
         println!("{}", ho.line("/healthz"));
+        println!("{}", mo.line("route lookup (memory)"));
 
-        // Creates.
+        // Creates on Redis.
         let created = Arc::new(std::sync::Mutex::new(Vec::with_capacity(CREATES)));
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let start = Instant::now();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let client = client.clone();
-                let base = base.clone();
+                let base = redis.base.clone();
                 let created = created.clone();
                 let next = next.clone();
                 tokio::spawn(async move {
@@ -444,7 +489,7 @@ fn main() {
         let c = finish(lat, errors, start.elapsed());
         let numbers = created.lock().unwrap();
         let distinct: HashSet<&String> = numbers.iter().collect();
-        println!("## creates, 64 clients");
+        println!("## creates, 64 clients (redis)");
         println!("{}", c.line("POST /v1/sessions"));
         println!(
             "created {} sessions, {} distinct masked numbers, {} double allocations",
