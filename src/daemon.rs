@@ -27,6 +27,7 @@ use crate::esl::connection::ConnectOptions;
 use crate::esl::node::{Node, NodeConfig, NodeHandle};
 use crate::esl::EventFormat;
 use crate::http::{self, AppState};
+use crate::masking::{self, Masking};
 use crate::pipeline::{self, CallEventHandler, Pipeline};
 use crate::store::{self, StoreError};
 use crate::switch::Switch;
@@ -140,11 +141,21 @@ impl Daemon {
         .with_switch(switch.clone());
         let deliverer = deliverer.with_wake(state.outbox.wake_signal()).start();
 
-        let handlers: Vec<Arc<dyn CallEventHandler>> = vec![Arc::new(Lifecycle::new(
+        let masking = Arc::new(Masking::new(
             store.clone(),
-            state.outbox.clone(),
+            clock.clone(),
             state.tenants.clone(),
-        ))];
+            switch.clone(),
+            Arc::new(state.outbox.clone()),
+        ));
+        let handlers: Vec<Arc<dyn CallEventHandler>> = vec![
+            Arc::new(Lifecycle::new(
+                store.clone(),
+                state.outbox.clone(),
+                state.tenants.clone(),
+            )),
+            Arc::new(masking::SessionCallHandler::new(masking.clone())),
+        ];
         let deps = pipeline::Deps {
             store: store.clone(),
             clock: clock.clone(),
@@ -157,9 +168,15 @@ impl Daemon {
         let pipeline = Pipeline::spawn(deps, events_rx, options.pipeline_shards);
 
         let (stop, stop_rx) = watch::channel(false);
-        let background = vec![tokio::spawn(sync_pools(state.clone(), stop_rx.clone()))];
+        let background = vec![
+            tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
+            masking::spawn_expiry(masking.clone(), masking::expiry::EXPIRY_INTERVAL),
+        ];
 
-        let router = http::router(state.clone(), vec![crate::webhooks::routes::routes()]);
+        let router = http::router(
+            state.clone(),
+            vec![crate::webhooks::routes::routes(), masking::routes(masking)],
+        );
         let mut http_stop = stop_rx;
         let http = tokio::spawn(http::serve(listener, router, async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;

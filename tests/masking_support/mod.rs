@@ -6,10 +6,11 @@
 //! masking handlers, and the webhook outbox (read back from the store's
 //! event log). Time for TTLs is a ManualClock the test moves.
 //!
-//! Stand-in until the lead's `tests/support` daemon harness lands.
+//! `tests/masking_e2e.rs` runs the assembled daemon (`tests/support/stack.rs`);
+//! this world exposes the parts (ManualClock, the domain, the dialplan
+//! token) that tests of the details need.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +18,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use fsgate::calls::lifecycle::Lifecycle;
 use fsgate::clock::ManualClock;
-use fsgate::config::{self, Config, TenantConfig};
+use fsgate::config::{self, Config};
 use fsgate::esl::command::{EventName, Password};
 use fsgate::esl::connection::ConnectOptions;
 use fsgate::esl::node::{Node, NodeConfig, NodeHandle};
 use fsgate::http::{self, AppState};
 use fsgate::masking::{self, Masking};
-use fsgate::pipeline::{self, NumberDirectory, NumberKind, NumberOwner, Pipeline};
+use fsgate::pipeline::{self, Pipeline};
 use fsgate::sim::{self, BehaviourSpec, SimConfig, SimHandle};
 use fsgate::store::memory::MemoryStore;
 use fsgate::store::Store;
 use fsgate::switch::Switch;
-use fsgate::tenants::Tenants;
 use fsgate::webhooks::Outbox;
 use tokio::sync::mpsc;
 
@@ -98,24 +98,6 @@ masked_numbers = ["+15550200001"]
         pool = pool.join(", "),
         hoe = o.hangup_on_expiry,
     )
-}
-
-/// Number ownership from the tenants (what the daemon will do).
-pub struct Directory(pub Arc<Tenants>);
-
-impl NumberDirectory for Directory {
-    fn owner_of(&self, number: &str) -> Option<NumberOwner> {
-        if let Some(t) = self.0.by_masked_number(number) {
-            return Some(NumberOwner {
-                tenant: t.id().to_owned(),
-                kind: NumberKind::Masked,
-            });
-        }
-        self.0.by_control_number(number).map(|t| NumberOwner {
-            tenant: t.id().to_owned(),
-            kind: NumberKind::Control,
-        })
-    }
 }
 
 pub struct World {
@@ -194,24 +176,13 @@ pub async fn world(o: Options) -> World {
     ));
     masking.sync_pools().await.unwrap();
 
-    let directory = Arc::new(Directory(state.tenants.clone()));
-    let tenant_map: HashMap<String, TenantConfig> = config
-        .tenants
-        .iter()
-        .map(|t| (t.id.clone(), t.clone()))
-        .collect();
     let deps = pipeline::Deps {
         store: store.clone(),
         clock: Arc::new(clock.clone()),
         switch: switch.clone(),
-        directory: directory.clone(),
+        directory: state.tenants.clone(),
         handlers: vec![
-            Arc::new(Lifecycle::new(
-                store.clone(),
-                outbox,
-                Arc::new(tenant_map),
-                directory,
-            )),
+            Arc::new(Lifecycle::new(store.clone(), outbox, state.tenants.clone())),
             Arc::new(masking::SessionCallHandler::new(masking.clone())),
         ],
         retention: Duration::from_secs(600),
