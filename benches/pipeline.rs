@@ -175,8 +175,10 @@ async fn through_pipeline(stream: Arc<Vec<u8>>, events: usize, store: Arc<dyn St
     let mut tenant: TenantConfig =
         serde_json::from_value(serde_json::json!({ "id": "acme" })).unwrap();
     tenant.control_numbers = vec!["+15550109000".into()];
-    let mut config = Config::default();
-    config.tenants = vec![tenant];
+    let config = Config {
+        tenants: vec![tenant],
+        ..Default::default()
+    };
     let tenants = Arc::new(Tenants::from_config(&config));
     let clock = Arc::new(SystemClock);
     let outbox = Outbox::new(store.clone(), clock.clone(), Duration::from_secs(3600));
