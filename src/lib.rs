@@ -1,4 +1,5 @@
 //! fsgate: a daemon beside FreeSWITCH that turns it into a programmable voice platform.
+pub mod calls;
 pub mod cli;
 pub mod clock;
 pub mod config;
