@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod sim;
 pub mod store;
 pub mod switch;
+pub mod webhooks;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::config::TenantConfig;
 use crate::esl::HangupCause;
+use crate::pipeline::calltable::is_b_leg;
 use crate::store::{CallBinding, CallDirection, CallRecord, CallState, Store, StoreError};
 use crate::switch::{Outcome, PlacedJob, Switch, SwitchError};
 
@@ -277,13 +278,14 @@ impl CallService {
         });
     }
 
-    /// One call of the tenant, live or ended within the retention.
+    /// One call of the tenant (its first leg), live or ended within the
+    /// retention.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<CallSession, CallError> {
         let call = self
             .store
             .get_call(id)
             .await?
-            .filter(|c| c.tenant.as_deref() == Some(tenant))
+            .filter(|c| c.tenant.as_deref() == Some(tenant) && !is_b_leg(c))
             .ok_or_else(|| CallError::NotFound(id.to_owned()))?;
         Ok(CallSession::from(&call))
     }
@@ -299,7 +301,14 @@ impl CallService {
         let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
         let page = self.store.list_live_calls(tenant, cursor, limit).await?;
         Ok(CallSessionPage {
-            items: page.items.iter().map(CallSession::from).collect(),
+            // Bridged B-legs are tracked but are not sessions (a page may
+            // hold fewer than `limit` items; follow the cursor).
+            items: page
+                .items
+                .iter()
+                .filter(|c| !is_b_leg(c))
+                .map(CallSession::from)
+                .collect(),
             next_cursor: page.next_cursor,
         })
     }

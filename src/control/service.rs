@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::config::ControlConfig;
 use crate::esl::api::Destination;
 use crate::esl::dialstring::{CommandError, Token};
+use crate::pipeline::calltable::is_b_leg;
 use crate::store::{
     CallRecord, CallState, OperationRecord, OperationStatus, Registered, StoreError,
 };
@@ -179,7 +180,7 @@ impl ControlService {
         }
     }
 
-    /// The tenant's live call `call_id`, or 404.
+    /// The tenant's live call session `call_id` (a first leg), or 404.
     async fn live_call(&self, tenant: &str, call_id: &str) -> Result<CallRecord, ControlError> {
         let not_found = || ControlError::NotFound(format!("live call {call_id}"));
         if Uuid::parse_str(call_id).is_err() {
@@ -189,7 +190,9 @@ impl ControlService {
             .store()
             .get_call(call_id)
             .await?
-            .filter(|c| c.tenant.as_deref() == Some(tenant) && c.state != CallState::Ended)
+            .filter(|c| {
+                c.tenant.as_deref() == Some(tenant) && c.state != CallState::Ended && !is_b_leg(c)
+            })
             .ok_or_else(not_found)
     }
 

@@ -64,6 +64,19 @@ pub mod vars {
     pub const DISPLAY_NAME: &str = "fsgate_display_name";
 }
 
+/// Key in [`CallRecord::extra`] marking a leg created by a bridge (its events
+/// name another channel's call UUID). A call session is its first leg; B-legs
+/// are tracked but are not sessions of their own.
+pub const B_LEG: &str = "b_leg";
+
+/// True when the record is a B-leg (see [`B_LEG`]).
+pub fn is_b_leg(call: &CallRecord) -> bool {
+    call.extra
+        .get(B_LEG)
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
 fn micros(event: &Event, header: &str) -> Option<DateTime<Utc>> {
     let us: i64 = event.get(header)?.parse().ok()?;
     (us > 0)
@@ -122,6 +135,12 @@ pub fn record_of(
             .or_else(|| non_empty(event.other_leg_unique_id())),
         _ => non_empty(event.other_leg_unique_id()),
     };
+    let mut extra = serde_json::Map::new();
+    // FreeSWITCH names the A-leg's call UUID on a bridged B-leg's events
+    // (until its HANGUP_COMPLETE, so the mark must stick: the store keeps it).
+    if non_empty(event.channel_call_uuid()).is_some_and(|c| c != uuid) {
+        extra.insert(B_LEG.to_owned(), serde_json::Value::Bool(true));
+    }
     let record = CallRecord {
         uuid,
         tenant: non_empty(event.variable(vars::TENANT)),
@@ -163,7 +182,7 @@ pub fn record_of(
         user_data: non_empty(event.variable(vars::USER_DATA)),
         session_ref: non_empty(event.variable(vars::SESSION)),
         reconciled: false,
-        extra: Default::default(),
+        extra,
     };
     Some((kind, record))
 }

@@ -487,3 +487,55 @@ fn page_keys(
     };
     (keys, next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding() -> CallBinding {
+        CallBinding {
+            tenant: "acme".into(),
+            session_ref: None,
+            user_data: None,
+        }
+    }
+
+    /// Expired entries really go away (with tokio's clock paused and moved
+    /// by hand), and refreshing a key does not let its old deadline evict it.
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_are_evicted() {
+        let s = MemoryStore::new();
+        let ttl = Duration::from_secs(60);
+        for seq in 0..1000 {
+            assert!(s.claim_event("core", seq, ttl).await.unwrap());
+            s.put_call_binding(&format!("u{seq}"), binding(), ttl)
+                .await
+                .unwrap();
+            s.next_call_sequence(&format!("u{seq}")).await.unwrap();
+        }
+        s.put_call_binding("kept", binding(), ttl).await.unwrap();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        s.put_call_binding("kept", binding(), ttl).await.unwrap();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        s.ping().await.unwrap();
+        assert!(
+            s.claim_event("core", 5, ttl).await.unwrap(),
+            "claim expired"
+        );
+        {
+            let (g, _) = s.lock();
+            assert_eq!(g.claims.len(), 1, "only the claim just made");
+            assert_eq!(g.calls.binding("kept"), Some(binding()));
+            assert_eq!(g.calls.binding("u1"), None);
+        }
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        let (g, _) = s.lock();
+        assert!(g.claims.is_empty());
+        assert!(
+            g.calls.is_empty(),
+            "sequence counters of unknown calls expire"
+        );
+        assert_eq!(g.calls.binding("kept"), None);
+        assert!(g.deadlines.is_empty());
+    }
+}

@@ -22,6 +22,7 @@ mod cursor;
 pub mod memory;
 mod merge;
 pub mod model;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "memory" => Ok(Arc::new(memory::MemoryStore::new())),
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(redis::RedisStore::connect(url).await?))
+        }
         _ => Err(StoreError::Unavailable(format!(
             "unsupported store url {url:?}: expected memory://, redis://host:port or \
              redis+cluster://host:port,host:port"
@@ -306,4 +310,26 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<LoggedEvent>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_knows_its_urls() {
+        let memory = open("memory://").await.expect("memory");
+        memory.ping().await.unwrap();
+        // Redis connects lazily: a well-formed URL opens without a server.
+        assert!(open("redis://127.0.0.1:1").await.is_ok());
+        assert!(open("redis+cluster://127.0.0.1:1,127.0.0.1:2")
+            .await
+            .is_ok());
+        for bad in ["postgres://db", "memory", "", "redis+cluster://a:1,,b:2"] {
+            assert!(
+                matches!(open(bad).await, Err(StoreError::Unavailable(_))),
+                "{bad:?} should be refused"
+            );
+        }
+    }
 }

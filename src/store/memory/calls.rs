@@ -146,6 +146,14 @@ impl CallTable {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.bindings.is_empty()
+            && self.by_tenant.is_empty()
+            && self.by_node.is_empty()
+    }
+
     pub(super) fn evict_binding(&mut self, uuid: &str, now: Instant) {
         if self.bindings.get(uuid).is_some_and(|(_, at)| *at <= now) {
             self.bindings.remove(uuid);

@@ -1,0 +1,121 @@
+//! The call lifecycle webhooks: `call.initiated`, `call.answered`, `call.hangup`.
+//!
+//! A pipeline handler that turns the call table's changes into envelopes for
+//! the call's tenant: `call.initiated` when an inbound call parks on one of
+//! the tenant's call-control numbers (so the application learns the UUID it
+//! will answer), `call.answered` on CHANNEL_ANSWER, `call.hangup` on
+//! CHANNEL_HANGUP_COMPLETE (or a reconciled end), each with the call's next
+//! sequence number, its session ref and user data. Only a call's first leg is
+//! a call session: bridged B-legs produce no webhooks of their own. Calls
+//! that belong to no tenant produce none. It writes to the outbox only; it
+//! never waits on HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::TenantConfig;
+use crate::pipeline::calltable::is_b_leg;
+use crate::pipeline::{CallEvent, CallEventHandler, CallEventKind, NumberDirectory, NumberKind};
+use crate::store::{CallDirection, Store, StoreError};
+use crate::webhooks::envelope::{CallAnsweredData, CallHangupData, CallInfo, CallInitiatedData};
+use crate::webhooks::outbox::{EmitError, Outbox};
+
+/// Emits the call lifecycle webhooks.
+pub struct Lifecycle {
+    store: Arc<dyn Store>,
+    outbox: Outbox,
+    tenants: Arc<HashMap<String, TenantConfig>>,
+    directory: Arc<dyn NumberDirectory>,
+}
+
+impl Lifecycle {
+    /// A handler over the tenants of the configuration.
+    pub fn new(
+        store: Arc<dyn Store>,
+        outbox: Outbox,
+        tenants: Arc<HashMap<String, TenantConfig>>,
+        directory: Arc<dyn NumberDirectory>,
+    ) -> Lifecycle {
+        Lifecycle {
+            store,
+            outbox,
+            tenants,
+            directory,
+        }
+    }
+
+    fn parked_on_control_number(&self, e: &CallEvent<'_>) -> bool {
+        e.call.direction == CallDirection::Inbound
+            && e.call
+                .callee
+                .as_deref()
+                .and_then(|n| self.directory.owner_of(n))
+                .is_some_and(|o| {
+                    o.kind == NumberKind::Control && Some(&o.tenant) == e.call.tenant.as_ref()
+                })
+    }
+}
+
+fn store_error(e: EmitError) -> StoreError {
+    match e {
+        EmitError::Store(e) => e,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl CallEventHandler for Lifecycle {
+    async fn on_call_event(&self, e: &CallEvent<'_>) -> Result<(), StoreError> {
+        let Some(tenant) = e.call.tenant.as_ref().and_then(|t| self.tenants.get(t)) else {
+            return Ok(());
+        };
+        if is_b_leg(e.call) {
+            return Ok(());
+        }
+        let wanted = match e.kind {
+            CallEventKind::Parked => e.event.is_some() && self.parked_on_control_number(e),
+            CallEventKind::Answered => e.event.is_some(),
+            CallEventKind::HangupComplete => true,
+            _ => false,
+        };
+        if !wanted {
+            return Ok(());
+        }
+        let sequence = self.store.next_call_sequence(&e.call.uuid).await?;
+        let at = e
+            .call
+            .ended_at
+            .filter(|_| e.kind == CallEventKind::HangupComplete);
+        let occurred_at = at
+            .or_else(|| {
+                e.event
+                    .and_then(|ev| ev.timestamp_us())
+                    .and_then(|us| chrono::DateTime::from_timestamp_micros(us as i64))
+            })
+            .unwrap_or_else(chrono::Utc::now);
+        let call = CallInfo::from_record(e.call, sequence);
+        let result = match e.kind {
+            CallEventKind::Parked => {
+                let data = CallInitiatedData {
+                    call,
+                    caller_name: e.call.caller_display_name.clone(),
+                };
+                self.outbox.emit_data(tenant, occurred_at, &data).await
+            }
+            CallEventKind::Answered => {
+                let data = CallAnsweredData {
+                    call,
+                    answered_at: e.call.answered_at,
+                };
+                self.outbox.emit_data(tenant, occurred_at, &data).await
+            }
+            _ => {
+                let data = CallHangupData::from_record(e.call, sequence);
+                self.outbox.emit_data(tenant, occurred_at, &data).await
+            }
+        };
+        result.map(|_| ()).map_err(store_error)
+    }
+}

@@ -1,0 +1,47 @@
+-- Merges a write into a call record (mirrors crate::store::merge): the state
+-- never moves back, identity/timestamps/ending details once set are kept,
+-- other given fields replace, absent ones erase nothing; the binding fills
+-- what is still unknown; an ended call expires after the retention.
+-- KEYS: call hash, binding hash (one {call:<uuid>} tag)
+-- ARGV: retention ms, then field, JSON value pairs of the non-null fields
+-- Returns HGETALL of the merged record.
+local key = KEYS[1]
+local sticky = {uuid = true, tenant = true, direction = true, created_at = true,
+                answered_at = true, ended_at = true, hangup_cause = true,
+                q850 = true, sip_code = true, duration_s = true, billsec = true}
+local rank = {['"ringing"'] = 0, ['"early"'] = 1, ['"answered"'] = 2, ['"ended"'] = 3}
+local stored_state = redis.call('HGET', key, 'state')
+local stored_rank = stored_state and rank[stored_state] or -1
+for i = 2, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  if f == 'state' then
+    if (rank[v] or -1) > stored_rank then
+      redis.call('HSET', key, f, v)
+    end
+  elseif f == 'reconciled' then
+    if stored_state ~= '"ended"' then
+      redis.call('HSET', key, f, v)
+    end
+  elseif f == 'node' then
+    local n = redis.call('HGET', key, 'node')
+    if not n or n == '""' then
+      redis.call('HSET', key, f, v)
+    end
+  elseif sticky[f] then
+    redis.call('HSETNX', key, f, v)
+  else
+    redis.call('HSET', key, f, v)
+  end
+end
+for _, f in ipairs({'tenant', 'session_ref', 'user_data'}) do
+  local b = redis.call('HGET', KEYS[2], f)
+  if b then
+    redis.call('HSETNX', key, f, b)
+  end
+end
+if redis.call('HGET', key, 'state') == '"ended"' then
+  redis.call('PEXPIRE', key, ARGV[1])
+else
+  redis.call('PERSIST', key)
+end
+return redis.call('HGETALL', key)

@@ -1,0 +1,35 @@
+-- A call started or ended on a session's masked number.
+-- KEYS: ses, sescalls, sessions, sessions:open, sessions:active,
+--       sessions:completed, expiry, holders, free, pool (one tenant's tag)
+-- ARGV: ref, 'start' | 'end', call uuid
+-- Returns {'none'} | {'changed' | 'same', HGETALL ses, LRANGE sescalls}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'none'}
+end
+local state = redis.call('HGET', KEYS[1], 'state')
+local changed = false
+if state ~= 'completed' then
+  local ref, uuid = ARGV[1], ARGV[3]
+  local score = redis.call('ZSCORE', KEYS[3], ref)
+  if ARGV[2] == 'start' then
+    if not redis.call('LPOS', KEYS[2], uuid) then
+      redis.call('RPUSH', KEYS[2], uuid)
+    end
+    if state == 'open' then
+      redis.call('HSET', KEYS[1], 'state', 'active')
+      redis.call('ZREM', KEYS[4], ref)
+      redis.call('ZADD', KEYS[5], score, ref)
+      changed = true
+    end
+  else
+    redis.call('LREM', KEYS[2], 0, uuid)
+    if state == 'active' and redis.call('LLEN', KEYS[2]) == 0 then
+      redis.call('HSET', KEYS[1], 'state', 'open')
+      redis.call('ZREM', KEYS[5], ref)
+      redis.call('ZADD', KEYS[4], score, ref)
+      changed = true
+    end
+  end
+end
+return {changed and 'changed' or 'same', redis.call('HGETALL', KEYS[1]),
+        redis.call('LRANGE', KEYS[2], 0, -1)}

@@ -1,0 +1,5 @@
+//! Helpers shared by integration tests that need real backing services.
+#![allow(dead_code)]
+
+pub mod receiver;
+pub mod redis;
