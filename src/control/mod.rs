@@ -5,7 +5,7 @@
 //! [`validate`]), idempotency and dispatch to the node holding the call
 //! ([`service`]), the single result of each operation ([`results`]), the
 //! CHANNEL_ANSWER confirmation of `answer` ([`handler`]) and the timeouts
-//! ([`timeouts`]). It acts only on calls the call table holds for the
+//! ([`timeouts`]), and `command.result` through the outbox ([`webhook`]). It acts only on calls the call table holds for the
 //! tenant; it never formats ESL text (the switch does) and emits only
 //! `command.result` (lifecycle webhooks are the lifecycle handler's).
 
@@ -15,8 +15,10 @@ pub mod results;
 pub mod service;
 pub mod timeouts;
 pub mod validate;
+pub mod webhook;
 
 pub use handler::AnswerConfirmation;
 pub use model::{Accepted, CommandKind, CommandRequest, HangupRequest, Operation, OperationState};
 pub use results::{CollectingSink, ResultSink, Results, SinkError};
 pub use service::{ControlError, ControlService, ControlSettings};
+pub use webhook::OutboxResults;
