@@ -3,17 +3,23 @@
 //! This module owns argument parsing (clap), logging set-up and exit codes.
 //! Subcommands call into the library; none of them holds product logic.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+pub mod check_config;
 pub mod events;
+pub mod hash_key;
+pub mod serve;
 pub mod sim;
+
+pub use crate::telemetry::LogFormat;
 
 /// fsgate: a daemon beside FreeSWITCH that turns it into a programmable voice
 /// platform (masked-number sessions, call sessions, call control, webhooks).
 #[derive(Debug, Parser)]
 #[command(name = "fsgate", version, about, long_about = None)]
 pub struct Cli {
-    /// Log format for diagnostics on stderr.
+    /// Log format for diagnostics on stderr (the level comes from FSGATE_LOG,
+    /// e.g. `info,fsgate::esl=debug`).
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
     /// What to run.
@@ -21,18 +27,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: REST API, dialplan lookup, FreeSWITCH connections, webhooks.
+    ///
+    /// The configuration is loaded and validated first, exactly as
+    /// `check-config` does; with any problem the daemon does not start and
+    /// every problem is printed (exit status 1). SIGTERM or SIGINT drains and
+    /// stops it.
+    Serve(serve::ServeArgs),
+    /// Validate a configuration file (with FSGATE__* overrides) and explain every problem.
+    ///
+    /// Exit status 0 when the file is valid (a short summary is printed), 1
+    /// when it is not (every problem is printed on stderr with its key path,
+    /// e.g. `tenants[acme].masked_numbers[2]`).
+    CheckConfig(check_config::CheckConfigArgs),
+    /// Print the SHA-256 of an API key, for `api_keys_sha256` in the configuration.
+    ///
+    /// Example: `printf %s "$KEY" | fsgate hash-key -`
+    HashKey(hash_key::HashKeyArgs),
     /// Tail a FreeSWITCH node's events: one line per event, for operators.
     Events(events::EventsArgs),
     /// Run the FreeSWITCH simulator (real Event Socket protocol, no PBX needed).
@@ -42,12 +56,19 @@ pub enum Command {
 /// Parses the command line, runs the subcommand, and returns the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // `events` prints its own notices; library logs would repeat them.
+    // `events` prints its own notices; library logs would repeat them. The
+    // offline tools print their own results.
     let default_level = match cli.command {
         Command::Events(_) => "off",
+        Command::CheckConfig(_) | Command::HashKey(_) => "warn",
         _ => "info",
     };
-    init_logging(cli.log_format, default_level);
+    crate::telemetry::init_logging(cli.log_format, default_level);
+    match cli.command {
+        Command::CheckConfig(args) => return check_config::run(args),
+        Command::HashKey(args) => return hash_key::run(args),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,23 +81,13 @@ pub fn main() -> std::process::ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::run(args, cli.log_format).await,
             Command::Events(args) => events::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::CheckConfig(args) => check_config::run(args),
+            Command::HashKey(args) => hash_key::run(args),
         }
     })
-}
-
-fn init_logging(format: LogFormat, default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("FSGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,6 +1,11 @@
 //! Configuration: the file's shape ([`model`]), loading with environment
-//! overrides, and validation that explains every problem at once.
+//! overrides ([`load`]), and validation that explains every problem at once
+//! ([`validate`]).
 
+pub mod load;
 pub mod model;
+pub mod validate;
 
+pub use load::{load, load_str, load_with_env, ConfigErrors, ConfigProblem, ENV_PREFIX};
 pub use model::*;
+pub use validate::validate;

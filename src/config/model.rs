@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address, `host:port`.
@@ -52,10 +52,14 @@ pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Without a `dialplan_token`, source addresses (IPs or CIDR blocks) that
+    /// may ask `/v1/dialplan/route` besides loopback.
+    #[serde(default)]
+    pub dialplan_allow: Vec<String>,
 }
 
 /// `[store]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `memory://` (one process) or `redis://host:port/db`.
@@ -64,7 +68,7 @@ pub struct StoreConfig {
 }
 
 /// `[[freeswitch]]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Name used in logs, metrics, webhooks and the call table.
@@ -128,7 +132,7 @@ pub struct ShutdownConfig {
 }
 
 /// `[[tenants]]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Tenant id; also the `X-App-ID`.
@@ -230,6 +234,7 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
+    Config,
     HttpConfig,
     StoreConfig,
     ControlConfig,
@@ -237,6 +242,93 @@ default_from_serde!(
     WebhooksConfig,
     ShutdownConfig
 );
+
+// --- Debug without secrets ---------------------------------------------------
+//
+// Configs end up in logs (`{:?}` in a panic, a trace of the loaded config), so
+// the derived Debug would leak passwords and tokens. These print `<redacted>`
+// instead of secret values; API-key hashes are not secrets but are shortened.
+
+const REDACTED: &str = "<redacted>";
+
+fn redact_opt(v: &Option<String>) -> Option<&'static str> {
+    v.as_ref().map(|_| REDACTED)
+}
+
+/// A store URL with the password of its userinfo replaced.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:{REDACTED}")
+            } else {
+                REDACTED.to_string()
+            };
+            format!("{}{}@{}", &url[..scheme_end + 3], masked, &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("dialplan_token", &redact_opt(&self.dialplan_token))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("dialplan_allow", &self.dialplan_allow)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TenantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .api_keys_sha256
+            .iter()
+            .map(|h| format!("{}…", h.chars().take(8).collect::<String>()))
+            .collect();
+        f.debug_struct("TenantConfig")
+            .field("id", &self.id)
+            .field("api_keys_sha256", &keys)
+            .field("masked_numbers", &self.masked_numbers)
+            .field("control_numbers", &self.control_numbers)
+            .field("default_ttl_minutes", &self.default_ttl_minutes)
+            .field("max_ttl_minutes", &self.max_ttl_minutes)
+            .field("hangup_on_expiry", &self.hangup_on_expiry)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &redact_opt(&self.webhook_secret))
+            .field("trunk", &self.trunk)
+            .field("dial_string", &self.dial_string)
+            .finish()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -248,5 +340,30 @@ mod tests {
         assert_eq!(StoreConfig::default().url, "memory://");
         assert_eq!(ControlConfig::default().answer_timeout_ms, 2000);
         assert_eq!(CallsConfig::default().retention_minutes, 10);
+        assert!(Config::default().tenants.is_empty());
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut config = Config::default();
+        config.http.dialplan_token = Some("tok-SECRET".into());
+        config.store.url = "redis://user:pw-SECRET@127.0.0.1:6379/0".into();
+        config.freeswitch.push(NodeConfig {
+            name: "fs1".into(),
+            address: "127.0.0.1:8021".into(),
+            password: "pw-SECRET".into(),
+        });
+        let mut tenant: TenantConfig =
+            serde_json::from_value(serde_json::json!({"id": "acme"})).unwrap();
+        tenant.webhook_secret = Some("whsec_SECRET".into());
+        config.tenants.push(tenant);
+        let text = format!("{config:?}");
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(
+            text.contains("redis://user:<redacted>@127.0.0.1:6379/0"),
+            "{text}"
+        );
+        assert_eq!(redact_url("redis://:p@h/0"), "redis://:<redacted>@h/0");
+        assert_eq!(redact_url("memory://"), "memory://");
     }
 }
