@@ -7,12 +7,13 @@
 //! This module owns the create request and its rules ([`model`],
 //! [`validate`]), the typed `originate` a click-to-call becomes ([`dial`]),
 //! the service that records a call before sending it and reads calls back for
-//! their tenant only ([`service`]), and the `call.*` webhooks
+//! their tenant only ([`service`]), its endpoints ([`routes`]), and the `call.*` webhooks
 //! ([`lifecycle`]). Call-control commands are [`crate::control`]'s.
 
 pub mod dial;
 pub mod lifecycle;
 pub mod model;
+pub mod routes;
 pub mod service;
 pub mod validate;
 

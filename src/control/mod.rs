@@ -5,13 +5,15 @@
 //! [`validate`]), idempotency and dispatch to the node holding the call
 //! ([`service`]), the single result of each operation ([`results`]), the
 //! CHANNEL_ANSWER confirmation of `answer` ([`handler`]) and the timeouts
-//! ([`timeouts`]), and `command.result` through the outbox ([`webhook`]). It acts only on calls the call table holds for the
+//! ([`timeouts`]), `command.result` through the outbox ([`webhook`]), and the endpoints
+//! ([`routes`]). It acts only on calls the call table holds for the
 //! tenant; it never formats ESL text (the switch does) and emits only
 //! `command.result` (lifecycle webhooks are the lifecycle handler's).
 
 pub mod handler;
 pub mod model;
 pub mod results;
+pub mod routes;
 pub mod service;
 pub mod timeouts;
 pub mod validate;

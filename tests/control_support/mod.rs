@@ -254,3 +254,90 @@ impl Env {
             .collect()
     }
 }
+
+/// API keys of the HTTP tests' tenants.
+pub const ACME_KEY: &str = "acme-test-key-0001";
+pub const OTHER_KEY: &str = "other-test-key-0002";
+
+/// The REST API of an [`Env`], served on port 0.
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub router: axum::Router,
+}
+
+impl Http {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `key` as `X-API-Key`.
+    pub fn post(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("X-API-Key", key)
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("X-API-Key", key)
+    }
+}
+
+/// The configuration the HTTP layer is served with (tenants and keys).
+pub fn http_config() -> fsgate::config::Config {
+    let text = format!(
+        r#"
+[http]
+listen = "127.0.0.1:0"
+
+[[freeswitch]]
+name = "fs1"
+address = "127.0.0.1:8021"
+
+[[tenants]]
+id = "acme"
+api_keys_sha256 = ["{acme}"]
+control_numbers = ["{CONTROL}"]
+
+[[tenants]]
+id = "other"
+api_keys_sha256 = ["{other}"]
+control_numbers = ["{OTHER_CONTROL}"]
+"#,
+        acme = fsgate::tenants::hash_key(ACME_KEY),
+        other = fsgate::tenants::hash_key(OTHER_KEY),
+    );
+    fsgate::config::load_str(&text, "test.toml", Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Env {
+    /// Serves the call-session and call-control routes over this Env.
+    pub async fn http(&self) -> Http {
+        let state = fsgate::http::AppState::new(
+            http_config(),
+            self.store.clone(),
+            Arc::new(vec![self.node.handle()]),
+            self.clock.clone(),
+            fsgate::telemetry::metrics(),
+        );
+        let router = fsgate::http::router(
+            state,
+            vec![
+                fsgate::calls::routes::routes(self.calls.clone()),
+                fsgate::control::routes::routes(self.control.clone()),
+            ],
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = router.clone();
+        tokio::spawn(async move {
+            let _ = fsgate::http::serve(listener, serving, std::future::pending()).await;
+        });
+        Http {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            router,
+        }
+    }
+}
