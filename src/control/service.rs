@@ -146,10 +146,14 @@ impl ControlService {
         let store = self.results.store();
         let id = validate::operation_id(tenant, &input.command_uid);
         let hash = input.command.request_hash();
-        if let Some(op) = store.get_operation(tenant, &id).await? {
+        // Both reads at once: a replay needs only the first, a new command
+        // both (one store round trip less on the way to the ESL line).
+        let (existing, call) =
+            tokio::join!(store.get_operation(tenant, &id), self.live_call(tenant, call_id));
+        if let Some(op) = existing? {
             return replay(&op, input.command, call_id, &hash);
         }
-        let call = self.live_call(tenant, call_id).await?;
+        let call = call?;
         let now = self.results.clock().now();
         let timeout = self.settings.timeout;
         let op = OperationRecord {
