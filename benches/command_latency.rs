@@ -137,7 +137,14 @@ impl Redis {
             .ok()?
             .port();
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .ok()?;
@@ -224,7 +231,10 @@ async fn run(label: &str, store: Arc<dyn Store>) {
         Arc::new(SystemClock),
         fsgate::telemetry::metrics(),
     );
-    let router = fsgate::http::router(state, vec![fsgate::control::routes::routes(control.clone())]);
+    let router = fsgate::http::router(
+        state,
+        vec![fsgate::control::routes::routes(control.clone())],
+    );
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", http.local_addr().unwrap());
     tokio::spawn(fsgate::http::serve(http, router, std::future::pending()));
@@ -285,9 +295,15 @@ async fn run(label: &str, store: Arc<dyn Store>) {
     println!("| measurement | p50 | p99 | max | n |");
     println!("| --- | --- | --- | --- | --- |");
     row("GET /healthz round trip (baseline)", health);
-    row("POST …/commands/hangup → `api uuid_kill` read by FreeSWITCH", to_line);
+    row(
+        "POST …/commands/hangup → `api uuid_kill` read by FreeSWITCH",
+        to_line,
+    );
     row("POST …/commands/hangup → 202 received", to_202);
-    row("ControlService::hangup (no HTTP) → `api uuid_kill` read", service_to_line);
+    row(
+        "ControlService::hangup (no HTTP) → `api uuid_kill` read",
+        service_to_line,
+    );
 }
 
 fn main() {

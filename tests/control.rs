@@ -4,10 +4,11 @@
 //! undeliverable commands, and calls that are not the tenant's.
 
 mod control_support;
+mod support;
 
 use std::time::Duration;
 
-use control_support::{start, until, Env, CONTROL, OTHER_CONTROL};
+use control_support::{start, start_on, until, Env, CONTROL, OTHER_CONTROL};
 use fsgate::clock::Clock;
 use fsgate::control::timeouts::expire_due;
 use fsgate::control::{CommandKind, CommandRequest, ControlError, HangupRequest, OperationState};
@@ -423,4 +424,70 @@ async fn operations_left_in_progress_by_a_stopped_daemon_time_out() {
     handle.abort();
     assert_eq!(result["data"]["status"], "timeout");
     assert_eq!(result["data"]["detail"], "no result within 2000 ms");
+}
+
+/// The same guarantees on a real redis-server: the Lua registration lets one
+/// of racing requests win, and CHANNEL_ANSWER finishes the answer once.
+#[tokio::test]
+async fn on_redis_racing_keys_send_one_command_and_answers_are_confirmed() {
+    let redis = support::redis::RedisServer::start();
+    let store = fsgate::store::open(&redis.url()).await.unwrap();
+    let env = start_on(vec![], store).await;
+    let call = env.parked_call("+15557770001", CONTROL).await;
+    let race = uid("race");
+    let racing = futures_util::future::join_all(
+        (0..8).map(|_| env.control.plain("acme", &call, CommandKind::Answer, &race)),
+    )
+    .await;
+    let ids: std::collections::HashSet<String> = racing
+        .into_iter()
+        .map(|r| r.unwrap().operation_id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let id = ids.into_iter().next().unwrap();
+    let result = result_of(&env, &id).await;
+    assert_eq!(result["data"]["status"], "succeeded");
+    env.webhook("acme", "call.answered", |w| w["data"]["call_id"] == call)
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(env.received("api uuid_answer").len(), 1);
+    let conflict = env
+        .control
+        .hangup(
+            "acme",
+            &call,
+            &HangupRequest {
+                command_uid: Some("race".into()),
+                cause: None,
+            },
+        )
+        .await;
+    assert!(matches!(conflict, Err(ControlError::Conflict { .. })));
+    let op = env.control.operation("acme", &id).await.unwrap();
+    assert_eq!(op.status, OperationState::Succeeded);
+
+    // An operation nobody finishes times out by the injected clock.
+    let now = env.clock.now();
+    let left = fsgate::store::OperationRecord {
+        id: "left-over".into(),
+        tenant: "acme".into(),
+        command_uid: "left-over".into(),
+        command: "disconnect".into(),
+        call_id: call.clone(),
+        request_hash: "h".into(),
+        status: OperationStatus::InProgress,
+        detail: None,
+        timeout_ms: 2000,
+        created_at: now,
+        deadline: now + chrono::Duration::seconds(2),
+        completed_at: None,
+    };
+    env.store
+        .register_operation(left, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 0);
+    env.clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 1);
+    assert_eq!(result_of(&env, "left-over").await["data"]["status"], "timeout");
 }

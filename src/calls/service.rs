@@ -78,6 +78,17 @@ impl Default for CallSettings {
     }
 }
 
+impl CallSettings {
+    /// From the `[calls]` section (`retention_minutes`); the other timings
+    /// keep their defaults.
+    pub fn from_config(c: &crate::config::CallsConfig) -> CallSettings {
+        CallSettings {
+            retention: Duration::from_secs(c.retention_minutes * 60),
+            ..CallSettings::default()
+        }
+    }
+}
+
 /// Largest page of `list`.
 pub const MAX_PAGE: usize = 200;
 /// Page size when none is asked for.

@@ -148,8 +148,10 @@ impl ControlService {
         let hash = input.command.request_hash();
         // Both reads at once: a replay needs only the first, a new command
         // both (one store round trip less on the way to the ESL line).
-        let (existing, call) =
-            tokio::join!(store.get_operation(tenant, &id), self.live_call(tenant, call_id));
+        let (existing, call) = tokio::join!(
+            store.get_operation(tenant, &id),
+            self.live_call(tenant, call_id)
+        );
         if let Some(op) = existing? {
             return replay(&op, input.command, call_id, &hash);
         }

@@ -90,8 +90,13 @@ pub struct Env {
     pub acme: TenantConfig,
 }
 
-/// Starts everything; far ends follow `behaviours`.
+/// Starts everything on a memory store; far ends follow `behaviours`.
 pub async fn start(behaviours: Vec<BehaviourSpec>) -> Env {
+    start_on(behaviours, Arc::new(MemoryStore::new())).await
+}
+
+/// Starts everything on `store`; far ends follow `behaviours`.
+pub async fn start_on(behaviours: Vec<BehaviourSpec>, store: Arc<dyn Store>) -> Env {
     let url = route_stub().await;
     let mut cfg = SimConfig::ephemeral();
     cfg.dialplan_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplan"));
@@ -100,7 +105,6 @@ pub async fn start(behaviours: Vec<BehaviourSpec>) -> Env {
     cfg.behaviours = behaviours;
     let sim = sim::start(cfg).await.unwrap();
 
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let shared_clock: SharedClock = clock.clone();
     let tenants: Arc<HashMap<String, TenantConfig>> = Arc::new(
