@@ -1,23 +1,300 @@
-//! PLACEHOLDER — the lead replaces this file with the real daemon.
+//! The daemon: every part started in order, and stopped in the reverse order.
 //!
-//! `crate::daemon::run` is what `fsgate serve` calls once the configuration
-//! has loaded and validated: it owns starting the store, the FreeSWITCH node
-//! supervisors, the domain services and the HTTP server, and draining on
-//! SIGTERM/SIGINT. This stand-in exists only so that the platform branch
-//! (configuration, CLI, HTTP layer) builds on its own; it starts nothing.
+//! `fsgate serve` ends here once the configuration has loaded and validated.
+//! [`Daemon::start`] opens the store, brings each tenant's masked-number pool
+//! in line with the configuration, starts one supervisor per FreeSWITCH node
+//! (all feeding one event pipeline), the webhook delivery workers, the
+//! domains' background tasks and the HTTP server. [`Daemon::shutdown`] drains:
+//! new originate-type requests answer 503 at once, requests in flight finish
+//! within `shutdown.drain_timeout_ms`, the deliverers finish the attempts they
+//! started (the rest stays queued in the store for the next instance), then the
+//! nodes are closed. This module wires; it holds no product rules.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::calls::lifecycle::Lifecycle;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::telemetry::LogFormat;
+use crate::esl::command::{EventName, Password};
+use crate::esl::connection::ConnectOptions;
+use crate::esl::node::{Node, NodeConfig, NodeHandle};
+use crate::esl::EventFormat;
+use crate::http::{self, AppState};
+use crate::pipeline::{self, CallEventHandler, Pipeline};
+use crate::store::{self, StoreError};
+use crate::switch::Switch;
+use crate::telemetry::{self, LogFormat};
+use crate::webhooks::worker::{Deliverer, DelivererConfig, DelivererError, DelivererHandle};
 
-/// Runs the daemon until a shutdown signal. PLACEHOLDER: logs that the
-/// daemon is not assembled in this build and fails.
-pub async fn run(config: Config, log: LogFormat) -> ExitCode {
-    let _ = log;
-    tracing::error!(
-        listen = %config.http.listen,
-        "the daemon is not assembled in this build (src/daemon.rs is a placeholder)"
+/// What the caller may supply instead of the defaults.
+pub struct Options {
+    /// The time source (tests use a manual clock).
+    pub clock: SharedClock,
+    /// An already bound listener (tests bind port 0); else `http.listen`.
+    pub listener: Option<TcpListener>,
+    /// Shards of the event pipeline.
+    pub pipeline_shards: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            listener: None,
+            pipeline_shards: 8,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store URL could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A node's configuration is unusable.
+    #[error("FreeSWITCH node {node}: {reason}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The webhook workers refused the tenants' settings.
+    #[error("webhook delivery: {0}")]
+    Webhooks(#[from] DelivererError),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    addr: SocketAddr,
+    state: AppState,
+    nodes: Vec<Node>,
+    pipeline: Pipeline,
+    deliverer: DelivererHandle,
+    http: JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// How long an event claim is remembered (longer than any redelivery gap).
+const DEDUP_TTL: Duration = Duration::from_secs(3600);
+
+impl Daemon {
+    /// Starts everything; returns once the HTTP server is listening.
+    pub async fn start(config: Config, options: Options) -> Result<Daemon, StartError> {
+        let clock = options.clock;
+        let store = store::open(&config.store.url).await?;
+        let listener = match options.listener {
+            Some(l) => l,
+            None => TcpListener::bind(&config.http.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.http.listen.clone(),
+                    source,
+                })?,
+        };
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.http.listen.clone(),
+            source,
+        })?;
+
+        let (events_tx, events_rx) = mpsc::channel(65_536);
+        let nodes = config
+            .freeswitch
+            .iter()
+            .map(|n| Ok(Node::spawn(node_config(n)?, events_tx.clone())))
+            .collect::<Result<Vec<_>, StartError>>()?;
+        drop(events_tx);
+        let handles: Vec<NodeHandle> = nodes.iter().map(Node::handle).collect();
+        let switch = Switch::new(handles.clone());
+
+        let deliverer = Deliverer::new(
+            store.clone(),
+            clock.clone(),
+            &config.tenants,
+            DelivererConfig::from_config(&config.webhooks),
+        )?;
+        let state = AppState::new(
+            config,
+            store.clone(),
+            Arc::new(handles),
+            clock.clone(),
+            telemetry::metrics(),
+        )
+        .with_switch(switch.clone());
+        let deliverer = deliverer.with_wake(state.outbox.wake_signal()).start();
+
+        let handlers: Vec<Arc<dyn CallEventHandler>> = vec![Arc::new(Lifecycle::new(
+            store.clone(),
+            state.outbox.clone(),
+            state.tenants.clone(),
+        ))];
+        let deps = pipeline::Deps {
+            store: store.clone(),
+            clock: clock.clone(),
+            switch,
+            directory: state.tenants.clone(),
+            handlers,
+            retention: Duration::from_secs(state.config.calls.retention_minutes * 60),
+            dedup_ttl: DEDUP_TTL,
+        };
+        let pipeline = Pipeline::spawn(deps, events_rx, options.pipeline_shards);
+
+        let (stop, stop_rx) = watch::channel(false);
+        let background = vec![tokio::spawn(sync_pools(state.clone(), stop_rx.clone()))];
+
+        let router = http::router(state.clone(), vec![crate::webhooks::routes::routes()]);
+        let mut http_stop = stop_rx;
+        let http = tokio::spawn(http::serve(listener, router, async move {
+            let _ = http_stop.wait_for(|stopped| *stopped).await;
+        }));
+        tracing::info!(%addr, nodes = nodes.len(), tenants = state.tenants.len(), "fsgate is serving");
+        Ok(Daemon {
+            addr,
+            state,
+            nodes,
+            pipeline,
+            deliverer,
+            http,
+            stop,
+            background,
+        })
+    }
+
+    /// The HTTP address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (tests inspect the store and switch through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Graceful drain and stop, bounded by `shutdown.drain_timeout_ms`.
+    pub async fn shutdown(self) {
+        let limit = Duration::from_millis(self.state.config.shutdown.drain_timeout_ms);
+        tracing::info!(?limit, "draining: new originates are refused");
+        self.state.drain.start();
+        let _ = self.stop.send(true);
+        let Daemon {
+            nodes,
+            pipeline,
+            deliverer,
+            http,
+            background,
+            ..
+        } = self;
+        // Requests in flight finish (the server stopped accepting new ones).
+        match tokio::time::timeout(limit, http).await {
+            Ok(_) => {}
+            Err(_) => tracing::warn!("HTTP requests still running at the drain limit were cut"),
+        }
+        if tokio::time::timeout(limit, deliverer.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "webhook attempts still running at the drain limit were cut; they stay queued"
+            );
+        }
+        for task in background {
+            task.abort();
+        }
+        for node in nodes {
+            node.shutdown().await;
+        }
+        // The nodes' senders are gone: the pipeline drains what it has.
+        if tokio::time::timeout(limit, pipeline.join()).await.is_err() {
+            tracing::warn!("the event pipeline did not drain in time");
+        }
+        tracing::info!("fsgate stopped");
+    }
+
+    /// Stops at once without draining, as a crash would (tests).
+    pub fn abort(self) {
+        self.http.abort();
+        self.pipeline.abort();
+        for task in &self.background {
+            task.abort();
+        }
+        drop(self.deliverer);
+        drop(self.nodes);
+    }
+}
+
+fn node_config(n: &crate::config::NodeConfig) -> Result<NodeConfig, StartError> {
+    let bad = |reason: String| StartError::Node {
+        node: n.name.clone(),
+        reason,
+    };
+    let password = Password::new(&n.password).map_err(|e| bad(e.to_string()))?;
+    let mut config = NodeConfig::new(
+        n.name.clone(),
+        n.address.clone(),
+        ConnectOptions::new(password),
     );
-    ExitCode::FAILURE
+    config.format = EventFormat::Json;
+    config.events = pipeline::SUBSCRIBED_EVENTS
+        .iter()
+        .map(|e| EventName::new(e).map_err(|err| bad(err.to_string())))
+        .collect::<Result<_, _>>()?;
+    Ok(config)
+}
+
+/// Brings every tenant's pool in line with the configuration, retrying
+/// while the store is unavailable.
+async fn sync_pools(state: AppState, mut stop: watch::Receiver<bool>) {
+    for tenant in state.tenants.iter() {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match state
+                .store
+                .sync_pool(tenant.id(), tenant.masked_numbers())
+                .await
+            {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(tenant = tenant.id(), %error, "cannot sync the masked-number pool yet; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, then drains.
+pub async fn run(config: Config, log: LogFormat) -> ExitCode {
+    let _ = log; // logging is set up by the CLI before this is called
+    let daemon = match Daemon::start(config, Options::default()).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "fsgate cannot start");
+            eprintln!("fsgate serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::cli::shutdown_signal().await;
+    daemon.shutdown().await;
+    ExitCode::SUCCESS
 }

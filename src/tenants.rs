@@ -184,6 +184,22 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+impl crate::pipeline::NumberDirectory for Tenants {
+    fn owner_of(&self, number: &str) -> Option<crate::pipeline::NumberOwner> {
+        use crate::pipeline::{NumberKind, NumberOwner};
+        if let Some(t) = self.by_masked_number(number) {
+            return Some(NumberOwner {
+                tenant: t.id().to_owned(),
+                kind: NumberKind::Masked,
+            });
+        }
+        self.by_control_number(number).map(|t| NumberOwner {
+            tenant: t.id().to_owned(),
+            kind: NumberKind::Control,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

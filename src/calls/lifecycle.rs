@@ -10,15 +10,14 @@
 //! that belong to no tenant produce none. It writes to the outbox only; it
 //! never waits on HTTP.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::TenantConfig;
 use crate::pipeline::calltable::is_b_leg;
 use crate::pipeline::{CallEvent, CallEventHandler, CallEventKind, NumberDirectory, NumberKind};
 use crate::store::{CallDirection, Store, StoreError};
+use crate::tenants::Tenants;
 use crate::webhooks::envelope::{CallAnsweredData, CallHangupData, CallInfo, CallInitiatedData};
 use crate::webhooks::outbox::{EmitError, Outbox};
 
@@ -26,23 +25,16 @@ use crate::webhooks::outbox::{EmitError, Outbox};
 pub struct Lifecycle {
     store: Arc<dyn Store>,
     outbox: Outbox,
-    tenants: Arc<HashMap<String, TenantConfig>>,
-    directory: Arc<dyn NumberDirectory>,
+    tenants: Arc<Tenants>,
 }
 
 impl Lifecycle {
     /// A handler over the tenants of the configuration.
-    pub fn new(
-        store: Arc<dyn Store>,
-        outbox: Outbox,
-        tenants: Arc<HashMap<String, TenantConfig>>,
-        directory: Arc<dyn NumberDirectory>,
-    ) -> Lifecycle {
+    pub fn new(store: Arc<dyn Store>, outbox: Outbox, tenants: Arc<Tenants>) -> Lifecycle {
         Lifecycle {
             store,
             outbox,
             tenants,
-            directory,
         }
     }
 
@@ -51,7 +43,7 @@ impl Lifecycle {
             && e.call
                 .callee
                 .as_deref()
-                .and_then(|n| self.directory.owner_of(n))
+                .and_then(|n| self.tenants.owner_of(n))
                 .is_some_and(|o| {
                     o.kind == NumberKind::Control && Some(&o.tenant) == e.call.tenant.as_ref()
                 })
@@ -68,7 +60,13 @@ fn store_error(e: EmitError) -> StoreError {
 #[async_trait]
 impl CallEventHandler for Lifecycle {
     async fn on_call_event(&self, e: &CallEvent<'_>) -> Result<(), StoreError> {
-        let Some(tenant) = e.call.tenant.as_ref().and_then(|t| self.tenants.get(t)) else {
+        let Some(tenant) = e
+            .call
+            .tenant
+            .as_ref()
+            .and_then(|t| self.tenants.by_id(t))
+            .map(|t| t.config())
+        else {
             return Ok(());
         };
         if is_b_leg(e.call) {

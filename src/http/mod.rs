@@ -74,7 +74,7 @@ impl ApiRouter {
     /// `#[utoipa::path]` generates next to it (`__path_<handler>`), and adds
     /// its documentation.
     ///
-    /// ```ignore
+    /// ```text
     /// ApiRouter::new().api(__path_create_session, create_session)
     /// ```
     pub fn api<P, H, T>(mut self, doc: P, handler: H) -> ApiRouter

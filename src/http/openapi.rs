@@ -53,7 +53,8 @@ use super::error::{ErrorBody, ErrorEnvelope};
         (name = "masked-sessions", description = "Masked-number sessions (seed 000)"),
         (name = "call-sessions", description = "Live calls and click-to-call (seed 001)"),
         (name = "call-control", description = "Answer, hang up, disconnect (seed 002)"),
-        (name = "dialplan", description = "FreeSWITCH's mod_curl route lookup")
+        (name = "dialplan", description = "FreeSWITCH's mod_curl route lookup"),
+        (name = "webhooks", description = "Replay of the signed webhook envelopes")
     )
 )]
 pub struct ApiDoc;

@@ -35,6 +35,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Set when the daemon is shutting down.
     pub drain: DrainSignal,
+    /// The FreeSWITCH nodes, as the call-control port.
+    pub switch: crate::switch::Switch,
+    /// Where domain handlers write webhook envelopes.
+    pub outbox: crate::webhooks::outbox::Outbox,
 }
 
 impl AppState {
@@ -46,15 +50,25 @@ impl AppState {
         clock: SharedClock,
         metrics: PrometheusHandle,
     ) -> AppState {
+        let retention =
+            std::time::Duration::from_secs(config.webhooks.events_retention_hours * 3600);
         AppState {
             tenants: Arc::new(Tenants::from_config(&config)),
             config: Arc::new(config),
+            outbox: crate::webhooks::outbox::Outbox::new(store.clone(), clock.clone(), retention),
             store,
             nodes,
             clock,
             metrics,
             drain: DrainSignal::new(),
+            switch: crate::switch::Switch::new(Vec::new()),
         }
+    }
+
+    /// The same state commanding these nodes.
+    pub fn with_switch(mut self, switch: crate::switch::Switch) -> AppState {
+        self.switch = switch;
+        self
     }
 }
 

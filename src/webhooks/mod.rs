@@ -49,6 +49,7 @@
 pub mod envelope;
 pub mod events_api;
 pub mod outbox;
+pub mod routes;
 pub mod schedule;
 pub mod sign;
 pub mod worker;

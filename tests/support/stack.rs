@@ -1,0 +1,225 @@
+//! The whole product in one test: the simulator running the shipped
+//! `dialplan/` (its `fsgate_url` pointing at the daemon), the real daemon,
+//! a webhook receiver, and optionally a real redis-server.
+//!
+//! Two tenants are provisioned: `acme` (key `acme-key`, masked pool
+//! +15550100001…, control number +15550109000) and `globex` (key
+//! `globex-key`, masked pool +15550200001…, control number +15550209000).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fsgate::clock::{SharedClock, SystemClock};
+use fsgate::config::{Config, NodeConfig, TenantConfig};
+use fsgate::daemon::{Daemon, Options};
+use fsgate::sim::{self, SimConfig, SimHandle};
+use serde_json::Value;
+
+use super::receiver::Receiver;
+use super::redis::RedisServer;
+
+/// The webhook secret of both tenants (base64 of 32 bytes).
+pub const SECRET: &str = "whsec_3DV+tirdfT2lasv8aL7/xg/ygNuz1ngwcNXEHC9/x34=";
+
+/// A last change to the configuration.
+pub type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// How to build a stack.
+pub struct StackOptions {
+    /// Use a real redis-server instead of the memory store.
+    pub redis: bool,
+    /// Masked numbers per tenant.
+    pub pool: usize,
+    /// The daemon's clock.
+    pub clock: SharedClock,
+    /// Last changes to the configuration.
+    pub tweak: Option<Tweak>,
+    /// The simulator's dialplan directory (default: the shipped `dialplan/`).
+    pub dialplan: Option<std::path::PathBuf>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            redis: false,
+            pool: 4,
+            clock: Arc::new(SystemClock),
+            tweak: None,
+            dialplan: None,
+        }
+    }
+}
+
+/// A running product.
+pub struct Stack {
+    /// The FreeSWITCH simulator.
+    pub sim: SimHandle,
+    /// The daemon (an Option so tests can stop or kill it).
+    pub daemon: Option<Daemon>,
+    /// Receives every tenant's webhooks.
+    pub receiver: Receiver,
+    /// The redis-server, when asked for.
+    pub redis: Option<RedisServer>,
+    /// The configuration the daemon runs with.
+    pub config: Config,
+    /// `http://addr` of the daemon.
+    pub base: String,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    clock: SharedClock,
+}
+
+fn tenant(id: &str, prefix: &str, pool: usize, receiver: &Receiver) -> TenantConfig {
+    let mut t: TenantConfig = serde_json::from_value(serde_json::json!({ "id": id })).unwrap();
+    t.api_keys_sha256 = vec![fsgate::tenants::hash_key(&format!("{id}-key"))];
+    t.masked_numbers = (1..=pool).map(|i| format!("+{prefix}{i:05}")).collect();
+    t.control_numbers = vec![format!("+{prefix}09000")];
+    t.webhook_url = Some(receiver.url());
+    t.webhook_secret = Some(SECRET.to_owned());
+    t.trunk = "carrier".into();
+    t.dial_string = "sofia/gateway/${trunk}/${number}".into();
+    t
+}
+
+impl Stack {
+    /// Starts everything.
+    pub async fn start(options: StackOptions) -> Stack {
+        let receiver = Receiver::start().await;
+        let redis = options.redis.then(RedisServer::start);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        let mut sim_cfg = SimConfig::ephemeral();
+        sim_cfg.dialplan_dir = Some(
+            options
+                .dialplan
+                .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/dialplan").into()),
+        );
+        sim_cfg.globals = vec![("fsgate_url".into(), format!("http://{addr}"))];
+        sim_cfg.heartbeat_interval = Duration::from_secs(2);
+        let sim = sim::start(sim_cfg).await.unwrap();
+
+        let mut config = Config::default();
+        config.http.listen = addr.to_string();
+        config.store.url = redis.as_ref().map_or("memory://".to_owned(), |r| r.url());
+        config.freeswitch = vec![NodeConfig {
+            name: "fs1".into(),
+            address: sim.esl_addr().to_string(),
+            password: "ClueCon".into(),
+        }];
+        config.tenants = vec![
+            tenant("acme", "155501", options.pool, &receiver),
+            tenant("globex", "155502", options.pool, &receiver),
+        ];
+        config.shutdown.drain_timeout_ms = 3000;
+        if let Some(tweak) = options.tweak {
+            tweak(&mut config);
+        }
+        let problems = fsgate::config::validate(&config);
+        assert!(problems.is_empty(), "test config invalid: {problems:?}");
+
+        let daemon = start_daemon(&config, Some(listener), options.clock.clone()).await;
+        let stack = Stack {
+            sim,
+            daemon: Some(daemon),
+            receiver,
+            redis,
+            config,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            clock: options.clock,
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    /// The daemon's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.daemon.as_ref().expect("daemon running").addr()
+    }
+
+    /// The running daemon.
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("daemon running")
+    }
+
+    /// Another daemon instance on the same store and simulator (its own
+    /// HTTP port), as a second replica behind a load balancer.
+    pub async fn second_instance(&self) -> Daemon {
+        let mut config = self.config.clone();
+        config.http.listen = "127.0.0.1:0".into();
+        start_daemon(&config, None, self.clock.clone()).await
+    }
+
+    /// Waits until `/readyz` says ready.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the daemon never became ready");
+    }
+
+    /// A request with tenant `acme`'s key (X-API-Key).
+    pub fn acme(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.as_tenant("acme", method, path)
+    }
+
+    /// A request with `tenant`'s key (X-API-Key).
+    pub fn as_tenant(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-API-Key", format!("{tenant}-key"))
+    }
+
+    /// GET as acme, returning status and JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.acme(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON as acme, returning status and JSON.
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .acme(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the daemon gracefully.
+    pub async fn stop_daemon(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown().await;
+        }
+    }
+}
+
+async fn start_daemon(
+    config: &Config,
+    listener: Option<tokio::net::TcpListener>,
+    clock: SharedClock,
+) -> Daemon {
+    let options = Options {
+        clock,
+        listener,
+        pipeline_shards: 4,
+    };
+    Daemon::start(config.clone(), options)
+        .await
+        .expect("the daemon starts")
+}
