@@ -489,5 +489,8 @@ async fn on_redis_racing_keys_send_one_command_and_answers_are_confirmed() {
     assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 0);
     env.clock.advance(chrono::Duration::seconds(2));
     assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 1);
-    assert_eq!(result_of(&env, "left-over").await["data"]["status"], "timeout");
+    assert_eq!(
+        result_of(&env, "left-over").await["data"]["status"],
+        "timeout"
+    );
 }

@@ -5,13 +5,12 @@
 //! (one store write; delivery, signing and retries are the outbox's). It
 //! must not decide when an operation is finished ([`super::results`] does).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::TenantConfig;
 use crate::store::OperationRecord;
+use crate::tenants::Tenants;
 use crate::webhooks::envelope::CommandResultData;
 use crate::webhooks::outbox::Outbox;
 
@@ -21,12 +20,12 @@ use super::results::{ResultSink, SinkError};
 #[derive(Clone)]
 pub struct OutboxResults {
     outbox: Outbox,
-    tenants: Arc<HashMap<String, TenantConfig>>,
+    tenants: Arc<Tenants>,
 }
 
 impl OutboxResults {
-    /// A sink writing to `outbox` for the configured `tenants` (by id).
-    pub fn new(outbox: Outbox, tenants: Arc<HashMap<String, TenantConfig>>) -> OutboxResults {
+    /// A sink writing to `outbox` for the configured `tenants`.
+    pub fn new(outbox: Outbox, tenants: Arc<Tenants>) -> OutboxResults {
         OutboxResults { outbox, tenants }
     }
 }
@@ -36,13 +35,13 @@ impl ResultSink for OutboxResults {
     async fn command_result(&self, op: &OperationRecord) -> Result<(), SinkError> {
         let tenant = self
             .tenants
-            .get(&op.tenant)
+            .by_id(&op.tenant)
             .ok_or_else(|| SinkError(format!("tenant {:?} is not configured", op.tenant)))?;
         let data = CommandResultData::from_operation(op)
             .ok_or_else(|| SinkError(format!("operation {} has no result yet", op.id)))?;
         let at = op.completed_at.unwrap_or(op.created_at);
         self.outbox
-            .emit_data(tenant, at, &data)
+            .emit_data(tenant.config(), at, &data)
             .await
             .map(|_| ())
             .map_err(|e| SinkError(e.to_string()))
@@ -63,9 +62,9 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let outbox = Outbox::new(store.clone(), clock, Duration::from_secs(3600));
-        let tenant: TenantConfig =
+        let tenant: crate::config::TenantConfig =
             serde_json::from_value(serde_json::json!({"id": "acme"})).unwrap();
-        let tenants = Arc::new(HashMap::from([("acme".to_owned(), tenant)]));
+        let tenants = Arc::new(Tenants::new([tenant]));
         let sink = OutboxResults::new(outbox, tenants);
         let now = Utc::now();
         let mut op = OperationRecord {

@@ -6,7 +6,6 @@
 //! operations comes from a manual clock.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +23,12 @@ use fsgate::control::{ControlService, ControlSettings, OutboxResults, Results};
 use fsgate::esl::command::{EventName, Password};
 use fsgate::esl::connection::ConnectOptions;
 use fsgate::esl::node::{Node, NodeConfig};
-use fsgate::pipeline::{self, NumberDirectory, NumberKind, NumberOwner, Pipeline};
+use fsgate::pipeline::{self, Pipeline};
 use fsgate::sim::{self, BehaviourSpec, SimConfig, SimHandle};
 use fsgate::store::memory::MemoryStore;
 use fsgate::store::{CallRecord, CallState, Store};
 use fsgate::switch::Switch;
+use fsgate::tenants::Tenants;
 use fsgate::webhooks::outbox::Outbox;
 use tokio::sync::mpsc;
 
@@ -36,22 +36,6 @@ use tokio::sync::mpsc;
 pub const CONTROL: &str = "+15550109000";
 /// Another tenant's call-control number.
 pub const OTHER_CONTROL: &str = "+15550109999";
-
-struct Directory;
-
-impl NumberDirectory for Directory {
-    fn owner_of(&self, number: &str) -> Option<NumberOwner> {
-        let tenant = match number.trim_start_matches('+') {
-            "15550109000" => "acme",
-            "15550109999" => "other",
-            _ => return None,
-        };
-        Some(NumberOwner {
-            tenant: tenant.into(),
-            kind: NumberKind::Control,
-        })
-    }
-}
 
 /// The stub route lookup: 204 (park) for control numbers, 404 otherwise.
 async fn route_stub() -> String {
@@ -107,12 +91,7 @@ pub async fn start_on(behaviours: Vec<BehaviourSpec>, store: Arc<dyn Store>) -> 
 
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let shared_clock: SharedClock = clock.clone();
-    let tenants: Arc<HashMap<String, TenantConfig>> = Arc::new(
-        ["acme", "other"]
-            .into_iter()
-            .map(|t| (t.to_owned(), tenant(t)))
-            .collect(),
-    );
+    let tenants = Arc::new(Tenants::new(http_config().tenants));
     let outbox = Outbox::new(
         store.clone(),
         shared_clock.clone(),
@@ -136,14 +115,13 @@ pub async fn start_on(behaviours: Vec<BehaviourSpec>, store: Arc<dyn Store>) -> 
         shared_clock,
         Arc::new(OutboxResults::new(outbox.clone(), tenants.clone())),
     );
-    let directory: Arc<dyn NumberDirectory> = Arc::new(Directory);
     let deps = pipeline::Deps {
         store: store.clone(),
         clock: Arc::new(SystemClock),
         switch: switch.clone(),
-        directory: directory.clone(),
+        directory: tenants.clone(),
         handlers: vec![
-            Arc::new(Lifecycle::new(store.clone(), outbox, tenants, directory)),
+            Arc::new(Lifecycle::new(store.clone(), outbox, tenants)),
             Arc::new(fsgate::control::AnswerConfirmation::new(results.clone())),
         ],
         retention: Duration::from_secs(600),
@@ -171,7 +149,7 @@ pub async fn start_on(behaviours: Vec<BehaviourSpec>, store: Arc<dyn Store>) -> 
         results,
         control,
         calls,
-        acme: tenant("acme"),
+        acme: http_config().tenants[0].clone(),
     };
     until("node connected", async || {
         env.switch.any_connected().then_some(())
