@@ -169,7 +169,10 @@ impl ControlService {
             detail: None,
             timeout_ms: timeout.as_millis() as u64,
             created_at: now,
-            deadline: now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX),
+            deadline: chrono::Duration::from_std(timeout)
+                .ok()
+                .and_then(|t| now.checked_add_signed(t))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
             completed_at: None,
         };
         match store
