@@ -494,3 +494,76 @@ async fn on_redis_racing_keys_send_one_command_and_answers_are_confirmed() {
         "timeout"
     );
 }
+
+#[tokio::test]
+async fn refused_commands_fail_with_freeswitchs_words() {
+    let env = start(vec![]).await;
+    // The call table still holds a call FreeSWITCH no longer has (its
+    // hangup not yet processed): every command reaches the switch and is
+    // refused.
+    let gone = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now();
+    env.store
+        .put_call(
+            fsgate::store::CallRecord {
+                uuid: gone.clone(),
+                tenant: Some("acme".into()),
+                node: "fs1".into(),
+                direction: fsgate::store::CallDirection::Inbound,
+                state: CallState::Ringing,
+                caller: Some("+15557770001".into()),
+                caller_display_name: None,
+                callee: Some(CONTROL.into()),
+                other_leg: None,
+                created_at: now,
+                answered_at: None,
+                ended_at: None,
+                hangup_cause: None,
+                q850: None,
+                sip_code: None,
+                duration_s: None,
+                billsec: None,
+                user_data: None,
+                session_ref: None,
+                reconciled: false,
+                extra: Default::default(),
+            },
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let answer = env
+        .control
+        .plain(
+            "acme",
+            &gone,
+            CommandKind::Answer,
+            &CommandRequest::default(),
+        )
+        .await
+        .unwrap();
+    let hangup = env
+        .control
+        .hangup("acme", &gone, &HangupRequest::default())
+        .await
+        .unwrap();
+    let disconnect = env
+        .control
+        .plain(
+            "acme",
+            &gone,
+            CommandKind::Disconnect,
+            &CommandRequest::default(),
+        )
+        .await
+        .unwrap();
+    for (op, words) in [
+        (answer, "-ERROR"),
+        (hangup, "-ERR No such channel!"),
+        (disconnect, "-ERR No such channel!"),
+    ] {
+        let result = result_of(&env, &op.operation_id).await;
+        assert_eq!(result["data"]["status"], "failed");
+        assert_eq!(result["data"]["detail"], words);
+    }
+}
