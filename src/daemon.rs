@@ -20,8 +20,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::calls::lifecycle::Lifecycle;
+use crate::calls::{CallService, CallSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::control::{
+    timeouts, AnswerConfirmation, ControlService, ControlSettings, OutboxResults, Results,
+};
 use crate::esl::command::{EventName, Password};
 use crate::esl::connection::ConnectOptions;
 use crate::esl::node::{Node, NodeConfig, NodeHandle};
@@ -78,6 +82,9 @@ pub enum StartError {
     /// The webhook workers refused the tenants' settings.
     #[error("webhook delivery: {0}")]
     Webhooks(#[from] DelivererError),
+    /// The `[control]` section cannot be used (disconnect destination).
+    #[error("control: {0}")]
+    Control(#[from] crate::esl::dialstring::CommandError),
 }
 
 /// A running daemon.
@@ -94,6 +101,9 @@ pub struct Daemon {
 
 /// How long an event claim is remembered (longer than any redelivery gap).
 const DEDUP_TTL: Duration = Duration::from_secs(3600);
+
+/// How often operations past their deadline are timed out.
+const OPERATION_TICK: Duration = Duration::from_millis(200);
 
 impl Daemon {
     /// Starts everything; returns once the HTTP server is listening.
@@ -140,11 +150,35 @@ impl Daemon {
         .with_switch(switch.clone());
         let deliverer = deliverer.with_wake(state.outbox.wake_signal()).start();
 
-        let handlers: Vec<Arc<dyn CallEventHandler>> = vec![Arc::new(Lifecycle::new(
+        // Call control: one result per operation, as `command.result`.
+        let results = Results::new(
             store.clone(),
-            state.outbox.clone(),
-            state.tenants.clone(),
-        ))];
+            clock.clone(),
+            Arc::new(OutboxResults::new(
+                state.outbox.clone(),
+                state.tenants.clone(),
+            )),
+        );
+        let control = ControlService::new(
+            switch.clone(),
+            results.clone(),
+            ControlSettings::from_config(&state.config.control)?,
+        );
+        let calls = CallService::new(
+            store.clone(),
+            switch.clone(),
+            clock.clone(),
+            CallSettings::from_config(&state.config.calls),
+        );
+
+        let handlers: Vec<Arc<dyn CallEventHandler>> = vec![
+            Arc::new(Lifecycle::new(
+                store.clone(),
+                state.outbox.clone(),
+                state.tenants.clone(),
+            )),
+            Arc::new(AnswerConfirmation::new(results.clone())),
+        ];
         let deps = pipeline::Deps {
             store: store.clone(),
             clock: clock.clone(),
@@ -157,9 +191,20 @@ impl Daemon {
         let pipeline = Pipeline::spawn(deps, events_rx, options.pipeline_shards);
 
         let (stop, stop_rx) = watch::channel(false);
-        let background = vec![tokio::spawn(sync_pools(state.clone(), stop_rx.clone()))];
+        let tenant_ids = state.tenants.iter().map(|t| t.id().to_owned()).collect();
+        let background = vec![
+            tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
+            timeouts::spawn(results, tenant_ids, OPERATION_TICK),
+        ];
 
-        let router = http::router(state.clone(), vec![crate::webhooks::routes::routes()]);
+        let router = http::router(
+            state.clone(),
+            vec![
+                crate::webhooks::routes::routes(),
+                crate::calls::routes::routes(calls),
+                crate::control::routes::routes(control),
+            ],
+        );
         let mut http_stop = stop_rx;
         let http = tokio::spawn(http::serve(listener, router, async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
