@@ -20,8 +20,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::calls::lifecycle::Lifecycle;
+use crate::calls::{CallService, CallSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::control::{
+    timeouts, AnswerConfirmation, ControlService, ControlSettings, OutboxResults, Results,
+};
 use crate::esl::command::{EventName, Password};
 use crate::esl::connection::ConnectOptions;
 use crate::esl::node::{Node, NodeConfig, NodeHandle};
@@ -79,6 +83,9 @@ pub enum StartError {
     /// The webhook workers refused the tenants' settings.
     #[error("webhook delivery: {0}")]
     Webhooks(#[from] DelivererError),
+    /// The `[control]` section cannot be used (disconnect destination).
+    #[error("control: {0}")]
+    Control(#[from] crate::esl::dialstring::CommandError),
 }
 
 /// A running daemon.
@@ -95,6 +102,9 @@ pub struct Daemon {
 
 /// How long an event claim is remembered (longer than any redelivery gap).
 const DEDUP_TTL: Duration = Duration::from_secs(3600);
+
+/// How often operations past their deadline are timed out.
+const OPERATION_TICK: Duration = Duration::from_millis(200);
 
 impl Daemon {
     /// Starts everything; returns once the HTTP server is listening.
@@ -148,12 +158,34 @@ impl Daemon {
             switch.clone(),
             Arc::new(state.outbox.clone()),
         ));
+        // Call control: one result per operation, as `command.result`.
+        let results = Results::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(OutboxResults::new(
+                state.outbox.clone(),
+                state.tenants.clone(),
+            )),
+        );
+        let control = ControlService::new(
+            switch.clone(),
+            results.clone(),
+            ControlSettings::from_config(&state.config.control)?,
+        );
+        let calls = CallService::new(
+            store.clone(),
+            switch.clone(),
+            clock.clone(),
+            CallSettings::from_config(&state.config.calls),
+        );
+
         let handlers: Vec<Arc<dyn CallEventHandler>> = vec![
             Arc::new(Lifecycle::new(
                 store.clone(),
                 state.outbox.clone(),
                 state.tenants.clone(),
             )),
+            Arc::new(AnswerConfirmation::new(results.clone())),
             Arc::new(masking::SessionCallHandler::new(masking.clone())),
         ];
         let deps = pipeline::Deps {
@@ -168,14 +200,21 @@ impl Daemon {
         let pipeline = Pipeline::spawn(deps, events_rx, options.pipeline_shards);
 
         let (stop, stop_rx) = watch::channel(false);
+        let tenant_ids = state.tenants.iter().map(|t| t.id().to_owned()).collect();
         let background = vec![
             tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
+            timeouts::spawn(results, tenant_ids, OPERATION_TICK),
             masking::spawn_expiry(masking.clone(), masking::expiry::EXPIRY_INTERVAL),
         ];
 
         let router = http::router(
             state.clone(),
-            vec![crate::webhooks::routes::routes(), masking::routes(masking)],
+            vec![
+                crate::webhooks::routes::routes(),
+                crate::calls::routes::routes(calls),
+                crate::control::routes::routes(control),
+                masking::routes(masking),
+            ],
         );
         let mut http_stop = stop_rx;
         let http = tokio::spawn(http::serve(listener, router, async move {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fsgate::sim::BehaviourSpec;
 use masking_support::{until, world, Options, World, A, B, M};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn answer(pattern: &str, ms: u64) -> BehaviourSpec {
     BehaviourSpec {
@@ -272,6 +272,17 @@ async fn originate_rings_both_parties_showing_the_masked_number() {
     .await;
     assert_eq!(op.status, fsgate::store::OperationStatus::Succeeded);
     assert_eq!(op.call_id, call_id);
+    let results: Vec<Value> = w
+        .webhooks("acme")
+        .await
+        .into_iter()
+        .filter(|h| h["type"] == "command.result")
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["data"]["operation_id"], operation_id.as_str());
+    assert_eq!(results[0]["data"]["command"], "originate");
+    assert_eq!(results[0]["data"]["status"], "succeeded");
+    assert_eq!(results[0]["data"]["call_id"], call_id.as_str());
 
     w.hang_up(&second);
     w.until_state(&sref, "open").await;
@@ -319,6 +330,15 @@ async fn a_first_party_that_rejects_fails_the_originate() {
     .await;
     assert_eq!(op.status, fsgate::store::OperationStatus::Failed);
     assert_eq!(op.detail.as_deref(), Some("USER_BUSY"));
+    let result = until("the command.result", || async {
+        w.webhooks("acme")
+            .await
+            .into_iter()
+            .find(|h| h["type"] == "command.result")
+    })
+    .await;
+    assert_eq!(result["data"]["status"], "failed");
+    assert_eq!(result["data"]["detail"], "USER_BUSY");
     w.until_state(&sref, "open").await;
 }
 

@@ -75,7 +75,10 @@ impl CallEventHandler for Lifecycle {
         let wanted = match e.kind {
             CallEventKind::Parked => e.event.is_some() && self.parked_on_control_number(e),
             CallEventKind::Answered => e.event.is_some(),
-            CallEventKind::HangupComplete => true,
+            // A real hangup after reconciliation already ended the call (it
+            // was alive after all, and `show channels` lagged) has had its
+            // `call.hangup`: one per call.
+            CallEventKind::HangupComplete => e.event.is_none() || !e.call.reconciled,
             _ => false,
         };
         if !wanted {

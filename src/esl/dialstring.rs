@@ -214,6 +214,21 @@ impl VarName {
 impl VarValue {
     /// Longest accepted value.
     pub const MAX: usize = 1024;
+
+    /// A SIP name-addr for a `sip_h_*` header variable: `<uri>` followed by
+    /// `params` (e.g. `;party=calling`). `uri` and `params` obey the value
+    /// rules (so neither holds `<` or `>`); only this constructor writes the
+    /// angle brackets, around the URI. They are safe there: FreeSWITCH reads
+    /// `<` as the start of enterprise variables only as the first character of
+    /// a dial string, and a value always follows `name=`.
+    pub fn angle_uri(field: &'static str, uri: &str, params: &str) -> Result<Self, CommandError> {
+        check_non_empty(field, uri)?;
+        check_var_value(field, uri)?;
+        check_var_value(field, params)?;
+        let text = format!("<{uri}>{params}");
+        check_max(field, &text, VarValue::MAX)?;
+        Ok(VarValue(text))
+    }
 }
 
 fn check_var_name(field: &'static str, text: &str) -> Result<(), CommandError> {
@@ -558,6 +573,34 @@ mod tests {
                 max: 1024
             })
         );
+    }
+
+    #[test]
+    fn angle_uri_brackets_only_the_checked_uri() {
+        let v = VarValue::angle_uri("rewrite_pai", "tel:+15550100001", ";party=calling").unwrap();
+        assert_eq!(v.as_str(), "<tel:+15550100001>;party=calling");
+        let dial = DialString::builder()
+            .leg(Leg::new(endpoint("user/1")).var(name("sip_h_P-Asserted-Identity"), v))
+            .build()
+            .unwrap();
+        assert_eq!(
+            dial.to_string(),
+            "[sip_h_P-Asserted-Identity=<tel:+15550100001>;party=calling]user/1"
+        );
+        assert_eq!(
+            VarValue::angle_uri("rewrite_pai", "tel:1>x", ""),
+            Err(CommandError::Forbidden {
+                field: "rewrite_pai",
+                found: '>'
+            })
+        );
+        assert_eq!(
+            VarValue::angle_uri("rewrite_pai", "", ""),
+            Err(CommandError::Empty {
+                field: "rewrite_pai"
+            })
+        );
+        assert!(VarValue::angle_uri("x", "tel:1", ";a\nb").is_err());
     }
 
     #[test]

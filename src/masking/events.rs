@@ -1,10 +1,13 @@
-//! The port through which session state changes leave the domain as
-//! `session.active`, `session.open` and `session.completed` webhooks.
+//! The port through which the masking domain's changes leave it as
+//! webhooks: session state changes as `session.active`, `session.open` and
+//! `session.completed`, and the end of a session originate as
+//! `command.result` (command `originate`), like every other operation.
 //!
-//! This file owns [`SessionEvents`] (what the service calls once a store
+//! This file owns [`SessionEvents`] (what the domain calls once a store
 //! transition reports `changed`), its implementation over the webhook
-//! [`Outbox`] (the daemon's), and [`RecordedEvents`] for tests. It must not decide *whether* to emit (the service does, from
-//! `Transition::changed`), nor sign, queue or deliver anything itself.
+//! [`Outbox`] (the daemon's), and [`RecordedEvents`] for tests. It must not
+//! decide *whether* to emit (the domain does, from `Transition::changed`),
+//! nor sign, queue or deliver anything itself.
 
 use std::sync::Mutex;
 
@@ -12,8 +15,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::TenantConfig;
-use crate::store::{CompletionReason, SessionRecord, SessionState, StoreError};
-use crate::webhooks::envelope::SessionData;
+use crate::store::{
+    CompletionReason, OperationRecord, OperationStatus, SessionRecord, SessionState, StoreError,
+};
+use crate::webhooks::envelope::{CommandResultData, SessionData};
 use crate::webhooks::outbox::EmitError;
 use crate::webhooks::Outbox;
 
@@ -28,6 +33,14 @@ pub trait SessionEvents: Send + Sync + 'static {
         at: DateTime<Utc>,
         session: &SessionRecord,
         call_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// A session originate's operation just got its result: queue its
+    /// `command.result`.
+    async fn originate_finished(
+        &self,
+        tenant: &TenantConfig,
+        operation: &OperationRecord,
     ) -> Result<(), StoreError>;
 }
 
@@ -52,6 +65,7 @@ pub struct RecordedEvent {
 #[derive(Debug, Default)]
 pub struct RecordedEvents {
     events: Mutex<Vec<RecordedEvent>>,
+    results: Mutex<Vec<(String, OperationStatus)>>,
 }
 
 impl RecordedEvents {
@@ -63,6 +77,14 @@ impl RecordedEvents {
     /// Everything recorded so far, in order.
     pub fn all(&self) -> Vec<RecordedEvent> {
         self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `(operation id, status)` of every originate result, in order.
+    pub fn results(&self) -> Vec<(String, OperationStatus)> {
+        self.results
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -99,6 +121,18 @@ impl SessionEvents for RecordedEvents {
             });
         Ok(())
     }
+
+    async fn originate_finished(
+        &self,
+        _tenant: &TenantConfig,
+        operation: &OperationRecord,
+    ) -> Result<(), StoreError> {
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((operation.id.clone(), operation.status));
+        Ok(())
+    }
 }
 
 /// The daemon's port: `session.*` envelopes into the webhook outbox (queued
@@ -113,11 +147,32 @@ impl SessionEvents for Outbox {
         call_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let data = SessionData::from_record(session, call_id);
-        match self.emit_data(tenant, at, &data).await {
-            Ok(_) => Ok(()),
-            Err(EmitError::Store(e)) => Err(e),
-            Err(other) => Err(StoreError::Corrupt(other.to_string())),
-        }
+        self.emit_data(tenant, at, &data)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn originate_finished(
+        &self,
+        tenant: &TenantConfig,
+        operation: &OperationRecord,
+    ) -> Result<(), StoreError> {
+        let Some(data) = CommandResultData::from_operation(operation) else {
+            return Ok(()); // still in progress: nothing to announce
+        };
+        let at = operation.completed_at.unwrap_or(operation.created_at);
+        self.emit_data(tenant, at, &data)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+fn store_error(e: EmitError) -> StoreError {
+    match e {
+        EmitError::Store(e) => e,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }
 

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::originate::ORIGINATE_COMMAND;
 use super::service::Masking;
 use crate::pipeline::calltable::is_b_leg;
 use crate::pipeline::{CallEvent, CallEventHandler, CallEventKind};
@@ -32,32 +31,6 @@ impl SessionCallHandler {
     pub fn new(masking: Arc<Masking>) -> SessionCallHandler {
         SessionCallHandler { masking }
     }
-
-    /// Settles the pending originate operations of the call `uuid`.
-    async fn settle_originate(
-        &self,
-        tenant: &str,
-        uuid: &str,
-        status: OperationStatus,
-        detail: Option<String>,
-    ) -> Result<(), StoreError> {
-        let store = &self.masking.store;
-        let pending = store
-            .pending_operations_for_call(tenant, uuid, Some(ORIGINATE_COMMAND))
-            .await?;
-        for op in pending {
-            store
-                .finish_operation(
-                    tenant,
-                    &op.id,
-                    status,
-                    detail.clone(),
-                    self.masking.clock.now(),
-                )
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -72,23 +45,17 @@ impl CallEventHandler for SessionCallHandler {
         }
         match event.kind {
             CallEventKind::Bridged => {
-                self.settle_originate(
-                    tenant,
-                    &call.uuid,
-                    OperationStatus::Succeeded,
-                    Some("bridged".to_owned()),
-                )
-                .await
+                self.masking
+                    .settle_originates(tenant, &call.uuid, OperationStatus::Succeeded, "bridged")
+                    .await
             }
             CallEventKind::HangupComplete => {
                 self.masking
                     .call_ended(tenant, session_ref, &call.uuid)
                     .await?;
-                let cause = call
-                    .hangup_cause
-                    .clone()
-                    .unwrap_or_else(|| "NORMAL_CLEARING".to_owned());
-                self.settle_originate(tenant, &call.uuid, OperationStatus::Failed, Some(cause))
+                let cause = call.hangup_cause.as_deref().unwrap_or("NORMAL_CLEARING");
+                self.masking
+                    .settle_originates(tenant, &call.uuid, OperationStatus::Failed, cause)
                     .await
             }
             _ => Ok(()),

@@ -7,8 +7,10 @@
 //! check the whole command, choose the first leg's UUID and record it (call
 //! binding, originate operation, the session's active call) before anything
 //! is sent, then hand it to the switch, undoing the records if no node took
-//! it. It must not format ESL text (the typed builders and `dial` do), nor
-//! follow the call afterwards (its events do, through `handler`).
+//! it; and how the originate's operation ends (`settle_originates`, called
+//! by `handler` from the first leg's events), announced as `command.result`.
+//! It must not format ESL text (the typed builders and `dial` do), nor read
+//! call events itself.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -18,7 +20,7 @@ use super::error::MaskingError;
 use super::model::{OriginateAccepted, OriginateRequest, SessionRef};
 use super::service::{is_live, Masking};
 use crate::esl::api::{ApiCommand, Originate, OriginateTarget};
-use crate::store::{CallBinding, OperationRecord, OperationStatus};
+use crate::store::{CallBinding, OperationRecord, OperationStatus, StoreError};
 use crate::switch::SwitchError;
 
 /// The `command` of the operation an originate registers.
@@ -132,20 +134,52 @@ impl Masking {
     }
 
     async fn fail_operation(&self, tenant: &str, id: &str, detail: &str) {
-        let now = self.clock.now();
         if let Err(e) = self
-            .store
-            .finish_operation(
-                tenant,
-                id,
-                OperationStatus::Failed,
-                Some(detail.to_owned()),
-                now,
-            )
+            .finish_operation(tenant, id, OperationStatus::Failed, detail)
             .await
         {
             tracing::warn!(tenant, operation = id, %e, "could not record the originate's failure");
         }
+    }
+
+    /// Sets an originate operation's result; only the caller that set it
+    /// (across instances) announces it as `command.result`.
+    async fn finish_operation(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: OperationStatus,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let t = self
+            .store
+            .finish_operation(tenant, id, status, Some(detail.to_owned()), now)
+            .await?;
+        if let Some(t) = t.filter(|t| t.changed) {
+            self.emit_result(&t.record).await;
+        }
+        Ok(())
+    }
+
+    /// Settles the in-progress originate operations of call `uuid` (its
+    /// first leg bridged: succeeded; it ended first: failed).
+    pub(super) async fn settle_originates(
+        &self,
+        tenant: &str,
+        uuid: &str,
+        status: OperationStatus,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let pending = self
+            .store
+            .pending_operations_for_call(tenant, uuid, Some(ORIGINATE_COMMAND))
+            .await?;
+        for op in pending {
+            self.finish_operation(tenant, &op.id, status, detail)
+                .await?;
+        }
+        Ok(())
     }
 }
 

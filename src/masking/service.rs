@@ -18,9 +18,10 @@ use super::error::MaskingError;
 use super::events::SessionEvents;
 use super::model::{CreateSessionRequest, ListQuery, SessionRef};
 use crate::clock::SharedClock;
+use crate::config::TenantConfig;
 use crate::store::{
-    CompletionReason, CreateSessionError, NewSession, Page, SessionRecord, SessionState, Store,
-    StoreError, Transition,
+    CompletionReason, CreateSessionError, NewSession, OperationRecord, Page, SessionRecord,
+    SessionState, Store, StoreError, Transition,
 };
 use crate::switch::Switch;
 use crate::tenants::{TenantSettings, Tenants};
@@ -258,35 +259,52 @@ impl Masking {
         Ok(t)
     }
 
-    /// Queues the webhook of the state `session` just entered. The change is
-    /// already made, so a failure is retried a few times, then logged: the
-    /// store is the truth and `GET /v1/sessions/{ref}` shows it.
+    /// Queues the webhook of the state `session` just entered.
     pub(super) async fn emit(&self, tenant: &str, session: &SessionRecord, call_id: Option<&str>) {
-        let Some(t) = self.tenants.by_id(tenant) else {
-            tracing::error!(tenant, "session event for an unconfigured tenant");
-            return;
-        };
         let at = match session.state {
             SessionState::Completed => session.completed_at.unwrap_or_else(|| self.clock.now()),
             _ => self.clock.now(),
         };
+        self.announce(tenant, &session.session_ref, |t| {
+            self.events.session_changed(t, at, session, call_id)
+        })
+        .await;
+    }
+
+    /// Queues the `command.result` of a finished originate operation.
+    pub(super) async fn emit_result(&self, operation: &OperationRecord) {
+        self.announce(&operation.tenant, &operation.id, |t| {
+            self.events.originate_finished(t, operation)
+        })
+        .await;
+    }
+
+    /// Runs `send` for the tenant's configuration. The change it announces
+    /// is already made, so a failure is retried a few times, then logged:
+    /// the store is the truth and the API shows it.
+    async fn announce<'a, F, Fut>(&'a self, tenant: &str, what: &str, send: F)
+    where
+        F: Fn(&'a TenantConfig) -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        let Some(t) = self.tenants.by_id(tenant) else {
+            tracing::error!(tenant, what, "an event for an unconfigured tenant");
+            return;
+        };
+        let config: &'a TenantConfig = t.config();
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=4 {
-            match self
-                .events
-                .session_changed(t.config(), at, session, call_id)
-                .await
-            {
+            match send(config).await {
                 Ok(()) => return,
                 Err(error) if attempt < 4 => {
-                    tracing::warn!(tenant, session = %session.session_ref, %error, "queueing a session webhook failed; retrying");
+                    tracing::warn!(tenant, what, %error, "queueing a webhook failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 4;
                 }
                 Err(error) => {
-                    metrics::counter!("fsgate_session_events_lost_total", "tenant" => tenant.to_owned())
+                    metrics::counter!("fsgate_masking_events_lost_total", "tenant" => tenant.to_owned())
                         .increment(1);
-                    tracing::error!(tenant, session = %session.session_ref, state = ?session.state, %error, "a session webhook could not be queued");
+                    tracing::error!(tenant, what, %error, "a webhook could not be queued");
                 }
             }
         }

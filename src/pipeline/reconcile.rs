@@ -160,10 +160,17 @@ fn adopt(node: &str, row: &ChannelRow) -> CallRecord {
         billsec: None,
         user_data: None,
         session_ref: None,
-        reconciled: true,
-        extra: Default::default(),
+        // `reconciled` means "its end was inferred"; adoption is marked apart.
+        reconciled: false,
+        extra: [(ADOPTED.to_owned(), serde_json::Value::Bool(true))]
+            .into_iter()
+            .collect(),
     }
 }
+
+/// Key in [`CallRecord::extra`] marking a call taken into the table from
+/// `show channels` rather than from its events.
+pub const ADOPTED: &str = "adopted";
 
 #[cfg(test)]
 mod tests {

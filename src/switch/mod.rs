@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::esl::api::{ApiCommand, Destination, Originate, TransferLeg};
-use crate::esl::connection::RequestError;
+use crate::esl::connection::{BackgroundJob, RequestError};
 use crate::esl::node::{NodeError, NodeHandle, NodeState};
 use crate::esl::HangupCause;
 
@@ -118,6 +118,38 @@ pub struct Placed {
     pub node: String,
     /// The first leg's UUID (`origination_uuid`).
     pub uuid: Uuid,
+}
+
+/// A call placed by [`Switch::originate_on`], with its job still running.
+pub struct PlacedJob {
+    /// Where and which call.
+    pub placed: Placed,
+    job: BackgroundJob,
+}
+
+impl PlacedJob {
+    /// Waits for the `originate` job's own answer: `+OK <uuid>` once the
+    /// first leg answered, `-ERR <CAUSE>` when it failed.
+    pub async fn outcome(self, timeout: Duration) -> Result<Outcome, SwitchError> {
+        let node = self.placed.node;
+        match self.job.result(timeout).await {
+            Ok(event) => Ok(Outcome::from_reply(
+                event.body_text().unwrap_or_default().as_bytes(),
+            )),
+            Err(RequestError::Timeout(after)) => Err(SwitchError::Timeout { node, after }),
+            Err(RequestError::ConnectionLost) => Err(SwitchError::ConnectionLost(node)),
+            Err(RequestError::Unexpected(detail)) => Err(SwitchError::Protocol { node, detail }),
+        }
+    }
+}
+
+impl std::fmt::Debug for PlacedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlacedJob")
+            .field("placed", &self.placed)
+            .field("job", &self.job.job_uuid())
+            .finish()
+    }
 }
 
 /// The FreeSWITCH nodes, as one port. Cheap to clone.
@@ -225,19 +257,42 @@ impl Switch {
         originate: &Originate,
         uuid: Uuid,
     ) -> Result<Placed, SwitchError> {
-        let node = self.pick_node()?;
-        let name = node.name().to_string();
+        let node = self.pick_node()?.name().to_string();
+        Ok(self.originate_on(&node, originate, uuid).await?.placed)
+    }
+
+    /// [`Switch::originate`] on a node the caller chose (with
+    /// [`Switch::pick_node`], so that it could record the node before sending),
+    /// keeping the pending result of the `bgapi`: FreeSWITCH answers
+    /// `-ERR <CAUSE>` there when the first leg could not even be created
+    /// (an unknown or down gateway), a failure no channel event reports.
+    pub async fn originate_on(
+        &self,
+        node: &str,
+        originate: &Originate,
+        uuid: Uuid,
+    ) -> Result<PlacedJob, SwitchError> {
+        let handle = self.node(node)?;
         let command = ApiCommand::originate(originate).map_err(|e| SwitchError::Protocol {
-            node: name.clone(),
+            node: node.to_owned(),
             detail: e.to_string(),
         })?;
         let started = Instant::now();
-        let result = node.bgapi(&command).await;
-        let outcome = result
-            .map(|_job| Outcome::Ok("+OK".into()))
-            .map_err(|e| SwitchError::from_node(&name, e));
-        record(&name, "originate", &outcome, started);
-        outcome.map(|_| Placed { node: name, uuid })
+        match handle.bgapi(&command).await {
+            Ok(job) => {
+                record(node, "originate", &Ok(Outcome::Ok("+OK".into())), started);
+                let placed = Placed {
+                    node: node.to_owned(),
+                    uuid,
+                };
+                Ok(PlacedJob { placed, job })
+            }
+            Err(e) => {
+                let error = SwitchError::from_node(node, e);
+                record(node, "originate", &Err(error.clone()), started);
+                Err(error)
+            }
+        }
     }
 
     /// `show channels as json` on one node.
