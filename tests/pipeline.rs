@@ -294,3 +294,66 @@ async fn a_call_that_ended_unseen_is_reconciled_after_a_reconnect() {
     assert_eq!(synthetic[0].1, ghost);
     assert_eq!(synthetic[0].2, CallEventKind::HangupComplete);
 }
+
+#[tokio::test]
+async fn a_call_recorded_before_its_channel_exists_is_not_ended_by_reconciliation() {
+    let sim = sim().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rec = Arc::new(Recorder::default());
+    let (_node, switch, _p) = instance(&sim, store.clone(), "a", rec.clone());
+    connected(&switch).await;
+
+    // What click-to-call does: the record is written, then the originate is
+    // sent; the switch has no such channel yet when a reconciliation runs.
+    let young = uuid::Uuid::new_v4().to_string();
+    let record = CallRecord {
+        uuid: young.clone(),
+        tenant: Some("acme".into()),
+        node: "fs1".into(),
+        direction: CallDirection::Outbound,
+        state: CallState::Ringing,
+        caller: Some("+15557770001".into()),
+        caller_display_name: None,
+        callee: Some("+15557770002".into()),
+        other_leg: None,
+        created_at: chrono::Utc::now(),
+        answered_at: None,
+        ended_at: None,
+        hangup_cause: None,
+        q850: None,
+        sip_code: None,
+        duration_s: None,
+        billsec: None,
+        user_data: None,
+        session_ref: None,
+        reconciled: false,
+        extra: Default::default(),
+    };
+    store
+        .put_call(record, Duration::from_secs(600))
+        .await
+        .unwrap();
+    sim.faults().drop_connections();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    connected(&switch).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.get_call(&young).await.unwrap().unwrap().state,
+        CallState::Ringing,
+        "left alone while young"
+    );
+    // It never appears on the switch: the deferred pass ends it.
+    let deadline = std::time::Instant::now() + pipeline::reconcile::GRACE * 3;
+    loop {
+        let call = store.get_call(&young).await.unwrap().unwrap();
+        if call.state == CallState::Ended {
+            assert!(call.reconciled);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deferred pass never ended it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -202,12 +202,25 @@ async fn dispatch(
 
 fn spawn_reconcile(deps: Arc<Deps>, node: Arc<str>) {
     tokio::spawn(async move {
-        match reconcile::reconcile_node(&deps, &node).await {
-            Ok(report) if report.ended + report.adopted > 0 => {
-                tracing::info!(node = %node, ended = report.ended, adopted = report.adopted, "reconciled calls");
+        // Young calls are judged again after the grace period, a few times.
+        for pass in 0..4 {
+            if pass > 0 {
+                tokio::time::sleep(reconcile::GRACE).await;
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(node = %node, %error, "reconciliation failed"),
+            match reconcile::reconcile_node(&deps, &node).await {
+                Ok(report) => {
+                    if report.ended + report.adopted > 0 {
+                        tracing::info!(node = %node, ended = report.ended, adopted = report.adopted, "reconciled calls");
+                    }
+                    if report.deferred == 0 {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(node = %node, %error, "reconciliation failed");
+                    return;
+                }
+            }
         }
     });
 }

@@ -27,7 +27,16 @@ pub struct Report {
     pub ended: usize,
     /// Channels taken into the table.
     pub adopted: usize,
+    /// Calls missing from the node but too young to judge (see [`GRACE`]):
+    /// the node must be reconciled again after the grace period.
+    pub deferred: usize,
 }
+
+/// A call the daemon recorded moments ago may not exist on the switch yet
+/// (click-to-call and masked originates write the record before sending the
+/// originate), so a call younger than this is not ended; it is judged on the
+/// next pass.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why reconciliation could not finish (it is retried on the next trigger).
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +60,13 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
     let in_table: HashSet<&str> = live.iter().map(|c| c.uuid.as_str()).collect();
     let mut report = Report::default();
 
+    let now = deps.clock.now();
+    let grace = chrono::Duration::from_std(GRACE).unwrap_or_default();
     for call in live.iter().filter(|c| !on_switch.contains(c.uuid.as_str())) {
+        if now - call.created_at < grace {
+            report.deferred += 1;
+            continue;
+        }
         if let Ok(uuid) = Uuid::parse_str(&call.uuid) {
             if deps.switch.exists(node, uuid).await? {
                 continue; // just created: `show` has not caught up
