@@ -133,10 +133,10 @@ impl Party {
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     /// First real number (E.164, e.g. `+15557770001`).
-    #[schema(example = "+15557770001")]
+    #[schema(example = "+15557770001", pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub party_a: String,
     /// Second real number (E.164), different from `party_a`.
-    #[schema(example = "+15557770002")]
+    #[schema(example = "+15557770002", pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub party_b: String,
     /// Lifetime in minutes, 1 to the tenant's maximum; the tenant's default
     /// when omitted. A value above the maximum is refused, never cut.
@@ -351,8 +351,10 @@ pub struct ListQuery {
     /// Only sessions in this state.
     pub state: Option<SessionStateView>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(max_length = 128, pattern = r"^(-?[0-9]+:ses_[A-Za-z0-9]{1,64})?$")]
     pub cursor: Option<String>,
 }
 
@@ -421,7 +423,10 @@ pub struct SessionList {
 #[serde(deny_unknown_fields)]
 pub struct OriginateRequest {
     /// The session ref.
-    #[schema(example = "ses_2YqkXw8bT1mR4nVzQe7LsA0c")]
+    #[schema(
+        example = "ses_2YqkXw8bT1mR4nVzQe7LsA0c",
+        pattern = r"^ses_[A-Za-z0-9]{1,64}$"
+    )]
     pub session: String,
     /// Which party rings first (`a` by default); the other is rung once it
     /// answers. Both see the masked number.

@@ -101,7 +101,8 @@ async fn create_session(
     path = "/v1/sessions",
     tag = "masked-sessions",
     params(ListQuery),
-    responses((status = 200, description = "One page", body = SessionList))
+    responses((status = 200, description = "One page", body = SessionList),
+              (status = 400, description = "`limit` out of 1–200, unknown `state`, or a cursor this API did not return", body = crate::http::ErrorEnvelope))
 )]
 async fn list_sessions(
     tenant: Tenant,
@@ -121,9 +122,10 @@ async fn list_sessions(
     get,
     path = "/v1/sessions/{ref}",
     tag = "masked-sessions",
-    params(("ref" = String, Path, description = "The session ref (`ses_…`)")),
+    params(("ref" = String, Path, description = "The session ref (`ses_…`)", pattern = r"^ses_[A-Za-z0-9]{1,64}$")),
     responses(
         (status = 200, description = "The session", body = Session),
+        (status = 400, description = "Malformed session ref", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
     )
 )]
@@ -142,9 +144,10 @@ async fn get_session(
     post,
     path = "/v1/sessions/{ref}/complete",
     tag = "masked-sessions",
-    params(("ref" = String, Path, description = "The session ref (`ses_…`)")),
+    params(("ref" = String, Path, description = "The session ref (`ses_…`)", pattern = r"^ses_[A-Za-z0-9]{1,64}$")),
     responses(
         (status = 200, description = "The session, `completed`", body = Session),
+        (status = 400, description = "Malformed session ref", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
     )
 )]
@@ -170,6 +173,7 @@ async fn complete_session(
     request_body = OriginateRequest,
     responses(
         (status = 202, description = "Handed to FreeSWITCH; progress arrives as webhooks", body = OriginateAccepted),
+        (status = 400, description = "Malformed session ref or body, unknown field", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
         (status = 409, description = "`session_not_live`: completed or expired", body = crate::http::ErrorEnvelope),
         (status = 503, description = "`draining` or `switch_unavailable`", body = crate::http::ErrorEnvelope),

@@ -39,7 +39,9 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct EventsQuery {
     /// Return envelopes after this cursor; from the oldest retained when absent.
     pub after: Option<String>,
-    /// Page size (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]).
+    /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
+    /// value is reduced to 1000.
+    #[param(minimum = 0)]
     pub limit: Option<usize>,
 }
 
