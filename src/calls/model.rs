@@ -46,6 +46,7 @@ pub struct CreateCallRequest {
     pub callee: String,
     /// Must be `true`: FreeSWITCH always offers SDP on an originated leg, so
     /// `false` (an INVITE without SDP) is refused with 422.
+    #[schema(schema_with = send_sdp_schema)]
     pub send_sdp: bool,
     /// Gateway to dial both legs through (1–64, `[A-Za-z0-9_.-]`); the
     /// tenant's default trunk when omitted.
@@ -87,6 +88,19 @@ pub struct CreateCallRequest {
     /// Which INVITE gets `additional_header` (default `CALLER`); ignored
     /// without `additional_header`.
     pub header_direction: Option<HeaderDirection>,
+}
+
+/// `send_sdp`: only `true` is accepted (`false` answers 422 `unsupported`).
+fn send_sdp_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .description(Some(
+            "Must be `true`: FreeSWITCH always offers SDP on an originated leg, so `false` \
+             (an INVITE without SDP) is refused with 422 `unsupported`.",
+        ))
+        .enum_values(Some([true]))
+        .build()
 }
 
 /// The header `additional_header` adds, and how FreeSWITCH is asked for it.

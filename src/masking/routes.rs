@@ -194,11 +194,15 @@ async fn originate(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RouteQuery {
-    /// The dialled number's digits (with or without `+`).
+    /// The dialled number's digits (with or without `+`): 7 to 15 digits,
+    /// not starting with 0.
+    #[param(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub masked: String,
-    /// The caller ID (digits, or `anonymous`).
+    /// The caller ID (digits, or `anonymous`): letters, digits and `_ . + -`.
+    #[param(min_length = 1, max_length = 65, pattern = r"^[0-9A-Za-z_.+-]+$")]
     pub caller: String,
     /// The calling channel's UUID (the a-leg).
+    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub uuid: String,
     /// The dialplan token (also accepted as the `X-Dialplan-Token` header).
     pub token: Option<String>,
@@ -215,6 +219,9 @@ pub struct RouteQuery {
     responses(
         (status = 200, description = "A dial string to bridge to (the other party, presenting the masked number)", content_type = "text/plain", body = String),
         (status = 204, description = "A call-control number: park"),
+        (status = 400, description = "A malformed `masked`, `caller` or `uuid`", body = crate::http::ErrorEnvelope),
+        (status = 401, description = "Dialplan token missing or wrong", body = crate::http::ErrorEnvelope),
+        (status = 403, description = "Source address not allowed (no token configured)", body = crate::http::ErrorEnvelope),
         (status = 404, description = "Refused: the Q.850 cause to hang up with (`UNALLOCATED_NUMBER`, `CALL_REJECTED`)", content_type = "text/plain", body = String),
     )
 )]
