@@ -141,7 +141,7 @@ pub struct CreateSessionRequest {
     /// Lifetime in minutes, 1 to the tenant's maximum; the tenant's default
     /// when omitted. A value above the maximum is refused, never cut.
     #[serde(default)]
-    #[schema(example = 60, minimum = 1)]
+    #[schema(example = 60, minimum = 1, maximum = 4294967295_i64)]
     pub ttl_minutes: Option<i64>,
     /// Free-form JSON object (at most 4 KiB), returned as given. It never
     /// reaches FreeSWITCH.

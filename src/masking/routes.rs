@@ -202,7 +202,9 @@ pub struct RouteQuery {
     #[param(min_length = 1, max_length = 65, pattern = r"^[0-9A-Za-z_.+-]+$")]
     pub caller: String,
     /// The calling channel's UUID (the a-leg).
-    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub uuid: String,
     /// The dialplan token (also accepted as the `X-Dialplan-Token` header).
     pub token: Option<String>,
@@ -215,7 +217,7 @@ pub struct RouteQuery {
     path = "/v1/dialplan/route",
     tag = "dialplan",
     params(RouteQuery),
-    security(("dialplan_token" = [])),
+    security((), ("dialplan_token" = [])),
     responses(
         (status = 200, description = "A dial string to bridge to (the other party, presenting the masked number)", content_type = "text/plain", body = String),
         (status = 204, description = "A call-control number: park"),
