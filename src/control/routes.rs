@@ -38,7 +38,7 @@ fn accepted(a: Accepted) -> (StatusCode, ApiJson<Accepted>) {
 /// `timeout_ms`; `call.answered` fires on the answer.
 #[utoipa::path(post, path = "/api/v1/sessions/{uuid}/commands/answer", tag = "call-control",
     params(("uuid" = String, Path, description = "The call session id")),
-    request_body(content = Option<CommandRequest>, description = "Optional: no body is `{}`"),
+    request_body = CommandRequest,
     responses((status = 202, description = "Accepted; the result follows as `command.result`", body = Accepted),
               (status = 400, description = "Bad `command_uid`", body = ErrorEnvelope),
               (status = 404, description = "Not a live call of this tenant", body = ErrorEnvelope),
@@ -59,7 +59,7 @@ pub async fn answer(
 /// right after dispatch; `call.hangup` when the channel is torn down.
 #[utoipa::path(post, path = "/api/v1/sessions/{uuid}/commands/hangup", tag = "call-control",
     params(("uuid" = String, Path, description = "The call session id")),
-    request_body(content = Option<HangupRequest>, description = "Optional: no body is `{}`"),
+    request_body = HangupRequest,
     responses((status = 202, description = "Accepted; the result follows as `command.result`", body = Accepted),
               (status = 400, description = "Bad `command_uid` or `cause`", body = ErrorEnvelope),
               (status = 404, description = "Not a live call of this tenant", body = ErrorEnvelope),
@@ -78,7 +78,7 @@ pub async fn hangup(
 /// `command.result` fires right after dispatch.
 #[utoipa::path(post, path = "/api/v1/sessions/{uuid}/commands/disconnect", tag = "call-control",
     params(("uuid" = String, Path, description = "The call session id")),
-    request_body(content = Option<CommandRequest>, description = "Optional: no body is `{}`"),
+    request_body = CommandRequest,
     responses((status = 202, description = "Accepted; the result follows as `command.result`", body = Accepted),
               (status = 400, description = "Bad `command_uid`", body = ErrorEnvelope),
               (status = 404, description = "Not a live call of this tenant", body = ErrorEnvelope),
@@ -117,5 +117,16 @@ pub fn routes(control: ControlService) -> ApiRouter {
         .api(__path_disconnect, disconnect)
         .api(__path_get_operation, get_operation)
         .into_parts();
-    ApiRouter::from(router.layer(Extension(control))).doc(doc)
+    ApiRouter::from(router.layer(Extension(control))).doc(optional_bodies(doc))
+}
+
+/// A command's body may be left out (it is then `{}`).
+fn optional_bodies(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        if let Some(body) = item.post.as_mut().and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+            body.description = Some("Optional: no body is `{}`".to_owned());
+        }
+    }
+    doc
 }

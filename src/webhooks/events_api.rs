@@ -41,7 +41,7 @@ pub struct EventsQuery {
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
     /// value is reduced to 1000.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, exclusive_maximum = 18446744073709551616.0)]
     pub limit: Option<usize>,
 }
 
