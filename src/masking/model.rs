@@ -140,7 +140,7 @@ pub struct CreateSessionRequest {
     pub party_b: String,
     /// Lifetime in minutes, 1 to the tenant's maximum; the tenant's default
     /// when omitted. A value above the maximum is refused, never cut.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(example = 60, minimum = 1, maximum = 4294967295_i64)]
     pub ttl_minutes: Option<i64>,
     /// Free-form JSON object (at most 4 KiB), returned as given. It never
@@ -148,6 +148,24 @@ pub struct CreateSessionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+}
+
+/// An optional integer that also accepts an integral JSON number written
+/// with a fraction (`60.0`): JSON Schema counts it as an integer.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
+        Some(f) if f.fract() == 0.0 => Ok(Some(if f > 0.0 { i64::MAX } else { i64::MIN })),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid type: {n}, expected an integer"
+        ))),
+    }
 }
 
 /// A create request that passed every check.
