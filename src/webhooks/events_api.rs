@@ -41,8 +41,22 @@ pub struct EventsQuery {
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
     /// value is reduced to 1000.
-    #[param(minimum = 0, exclusive_maximum = 18446744073709551616.0)]
+    #[serde(default, deserialize_with = "saturating_limit")]
+    #[param(value_type = Option<u64>, minimum = 0)]
     pub limit: Option<usize>,
+}
+
+/// `limit` as digits; any size (a value past `usize` is as big as any other
+/// value above [`MAX_LIMIT`]).
+fn saturating_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = text.strip_prefix('+').unwrap_or(&text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom("must be a non-negative integer"));
+    }
+    Ok(Some(text.parse().unwrap_or(usize::MAX)))
 }
 
 /// One page of envelopes.
