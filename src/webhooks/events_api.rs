@@ -42,8 +42,16 @@ pub struct EventsQuery {
     /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
     /// value is reduced to 1000.
     #[serde(default, deserialize_with = "saturating_limit")]
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(schema_with = limit_schema)]
     pub limit: Option<usize>,
+}
+
+/// Any non-negative integer, of any size.
+fn limit_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .minimum(Some(0))
+        .build()
 }
 
 /// `limit` as digits; any size (a value past `usize` is as big as any other
