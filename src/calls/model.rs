@@ -20,40 +20,67 @@ use crate::store::{CallDirection, CallRecord, CallState};
 pub struct CreateCallRequest {
     /// The party rung first (≤ 256): digits with an optional leading `+`, or
     /// a SIP user (`[A-Za-z0-9*#._-]`).
-    #[schema(example = "+15557770001")]
+    #[schema(
+        example = "+15557770001",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^\+?[A-Za-z0-9*#._-]+$"
+    )]
     pub caller: String,
     /// Display name presented on both INVITEs (≤ 1024; letters, digits,
     /// spaces and `. - _ & + @ ! ? # *`).
-    #[schema(example = "Acme Support")]
+    #[schema(
+        example = "Acme Support",
+        max_length = 1024,
+        pattern = r"^([\w.&+@!?#*-]([\w .&+@!?#*-]*[\w.&+@!?#*-])?)?$"
+    )]
     pub caller_display_name: Option<String>,
     /// The party rung once the caller answered (≤ 256, same characters as
     /// `caller`).
-    #[schema(example = "+15557770002")]
+    #[schema(
+        example = "+15557770002",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^\+?[A-Za-z0-9*#._-]+$"
+    )]
     pub callee: String,
     /// Must be `true`: FreeSWITCH always offers SDP on an originated leg, so
     /// `false` (an INVITE without SDP) is refused with 422.
+    #[schema(schema_with = send_sdp_schema)]
     pub send_sdp: bool,
     /// Gateway to dial both legs through (1–64, `[A-Za-z0-9_.-]`); the
     /// tenant's default trunk when omitted.
-    #[schema(example = "carrier")]
+    #[schema(
+        example = "carrier",
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$"
+    )]
     pub trunk: Option<String>,
     /// User part of the From header of both INVITEs (1–16, digits with an
     /// optional leading `+`).
+    #[schema(min_length = 1, max_length = 16, pattern = r"^\+?[0-9]+$")]
     pub rewrite_from: Option<String>,
     /// User part of the P-Asserted-Identity header of both INVITEs (1–16,
     /// digits with an optional leading `+`).
+    #[schema(min_length = 1, max_length = 16, pattern = r"^\+?[0-9]+$")]
     pub rewrite_pai: Option<String>,
     /// User part of the Remote-Party-ID header of both INVITEs (1–16, digits
     /// with an optional leading `+`).
+    #[schema(min_length = 1, max_length = 16, pattern = r"^\+?[0-9]+$")]
     pub rewrite_rpi: Option<String>,
     /// Echoed on every webhook of the call (≤ 128, `[A-Za-z0-9._:/@+=~*#!&-]`).
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9._:/@+=~*#!&-]*$")]
     pub user_data: Option<String>,
     /// The target address (≤ 128, same characters as `user_data`); carried on
     /// both legs and returned by `GET`.
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9._:/@+=~*#!&-]*$")]
     pub target: Option<String>,
     /// The target instance ID (≤ 128, same characters as `user_data`).
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9._:/@+=~*#!&-]*$")]
     pub target_instance_id: Option<String>,
     /// The target extension number (≤ 128, same characters as `user_data`).
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9._:/@+=~*#!&-]*$")]
     pub target_extension_number: Option<String>,
     /// An auto-answer header (RFC 5373 and vendor forms) for the INVITE(s)
     /// that `header_direction` names.
@@ -61,6 +88,19 @@ pub struct CreateCallRequest {
     /// Which INVITE gets `additional_header` (default `CALLER`); ignored
     /// without `additional_header`.
     pub header_direction: Option<HeaderDirection>,
+}
+
+/// `send_sdp`: only `true` is accepted (`false` answers 422 `unsupported`).
+fn send_sdp_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .description(Some(
+            "Must be `true`: FreeSWITCH always offers SDP on an originated leg, so `false` \
+             (an INVITE without SDP) is refused with 422 `unsupported`.",
+        ))
+        .enum_values(Some([true]))
+        .build()
 }
 
 /// The header `additional_header` adds, and how FreeSWITCH is asked for it.

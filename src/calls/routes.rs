@@ -53,12 +53,14 @@ pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 
 /// The tenant's live call sessions, oldest first.
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "call-sessions", params(ListQuery),
-    responses((status = 200, description = "The tenant's live calls", body = CallSessionPage)))]
+    responses((status = 200, description = "The tenant's live calls", body = CallSessionPage),
+              (status = 400, description = "`limit` out of 1–200, or a malformed query", body = crate::http::ErrorEnvelope)))]
 pub async fn list_sessions(
     tenant: Tenant,
     Extension(calls): Extension<CallService>,

@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::esl::HangupCause;
 use crate::store::{OperationRecord, OperationStatus};
+
+use super::validate::MAX_CAUSE;
 
 /// The three commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -42,7 +45,12 @@ pub struct CommandRequest {
     /// Idempotency key (≤ 128, `^[a-zA-Z0-9._-]+$`); a UUID is generated
     /// when omitted. The same key from the same tenant within 24 h returns
     /// the same operation and never runs the command twice.
-    #[schema(example = "ans-1")]
+    #[schema(
+        example = "ans-1",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[a-zA-Z0-9._-]+$"
+    )]
     pub command_uid: Option<String>,
 }
 
@@ -51,12 +59,40 @@ pub struct CommandRequest {
 #[serde(deny_unknown_fields)]
 pub struct HangupRequest {
     /// Idempotency key, as for every command.
-    #[schema(example = "hup-1")]
+    #[schema(
+        example = "hup-1",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[a-zA-Z0-9._-]+$"
+    )]
     pub command_uid: Option<String>,
     /// Q.850 cause name FreeSWITCH knows (≤ 64, `^[A-Z_]+$`); default
     /// `NORMAL_CLEARING`.
-    #[schema(example = "USER_BUSY")]
+    #[schema(schema_with = cause_schema)]
     pub cause: Option<String>,
+}
+
+/// `cause`: one of the names in FreeSWITCH's cause chart (each ≤ 64 and
+/// `^[A-Z_]+$`); any other name is a 400.
+fn cause_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "Q.850 cause name FreeSWITCH knows (≤ 64, `^[A-Z_]+$`); default `NORMAL_CLEARING`.",
+        ))
+        .enum_values(Some(
+            HangupCause::all()
+                .map(|c| serde_json::Value::from(c.name()))
+                .chain([serde_json::Value::Null]),
+        ))
+        .max_length(Some(MAX_CAUSE))
+        .pattern(Some("^[A-Z_]+$"))
+        .examples([serde_json::json!("USER_BUSY")])
+        .build()
 }
 
 /// Where an operation is.

@@ -117,5 +117,16 @@ pub fn routes(control: ControlService) -> ApiRouter {
         .api(__path_disconnect, disconnect)
         .api(__path_get_operation, get_operation)
         .into_parts();
-    ApiRouter::from(router.layer(Extension(control))).doc(doc)
+    ApiRouter::from(router.layer(Extension(control))).doc(optional_bodies(doc))
+}
+
+/// A command's body may be left out (it is then `{}`).
+fn optional_bodies(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        if let Some(body) = item.post.as_mut().and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+            body.description = Some("Optional: no body is `{}`".to_owned());
+        }
+    }
+    doc
 }

@@ -315,6 +315,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // Every request body of this API is an object; serde would otherwise
+    // read a struct from an array (`[null, null]`).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(
+            ApiError::bad_request(None, "the request body must be a JSON object")
+                .with_code("invalid_type"),
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {

@@ -123,8 +123,23 @@ pub fn document(routes: Document) -> Document {
                 .build(),
         )
         .build();
+    let unauthorized = ResponseBuilder::new()
+        .description("Missing or invalid tenant credentials")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build(),
+        )
+        .build();
     for item in doc.paths.paths.values_mut() {
         for (_, op) in operations_mut(item) {
+            if op.security.is_none() {
+                op.responses
+                    .responses
+                    .entry("401".to_string())
+                    .or_insert_with(|| unauthorized.clone().into());
+            }
             op.responses
                 .responses
                 .entry("default".to_string())

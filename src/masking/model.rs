@@ -133,21 +133,39 @@ impl Party {
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     /// First real number (E.164, e.g. `+15557770001`).
-    #[schema(example = "+15557770001")]
+    #[schema(example = "+15557770001", pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub party_a: String,
     /// Second real number (E.164), different from `party_a`.
-    #[schema(example = "+15557770002")]
+    #[schema(example = "+15557770002", pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub party_b: String,
     /// Lifetime in minutes, 1 to the tenant's maximum; the tenant's default
     /// when omitted. A value above the maximum is refused, never cut.
-    #[serde(default)]
-    #[schema(example = 60, minimum = 1)]
+    #[serde(default, deserialize_with = "integral")]
+    #[schema(example = 60, minimum = 1, maximum = 4294967295_i64)]
     pub ttl_minutes: Option<i64>,
     /// Free-form JSON object (at most 4 KiB), returned as given. It never
     /// reaches FreeSWITCH.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+}
+
+/// An optional integer that also accepts an integral JSON number written
+/// with a fraction (`60.0`): JSON Schema counts it as an integer.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
+        Some(f) if f.fract() == 0.0 => Ok(Some(if f > 0.0 { i64::MAX } else { i64::MIN })),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid type: {n}, expected an integer"
+        ))),
+    }
 }
 
 /// A create request that passed every check.
@@ -351,8 +369,10 @@ pub struct ListQuery {
     /// Only sessions in this state.
     pub state: Option<SessionStateView>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(max_length = 128, pattern = r"^(-?[0-9]+:ses_[A-Za-z0-9]{1,64})?$")]
     pub cursor: Option<String>,
 }
 
@@ -421,7 +441,10 @@ pub struct SessionList {
 #[serde(deny_unknown_fields)]
 pub struct OriginateRequest {
     /// The session ref.
-    #[schema(example = "ses_2YqkXw8bT1mR4nVzQe7LsA0c")]
+    #[schema(
+        example = "ses_2YqkXw8bT1mR4nVzQe7LsA0c",
+        pattern = r"^ses_[A-Za-z0-9]{1,64}$"
+    )]
     pub session: String,
     /// Which party rings first (`a` by default); the other is rung once it
     /// answers. Both see the masked number.

@@ -101,7 +101,8 @@ async fn create_session(
     path = "/v1/sessions",
     tag = "masked-sessions",
     params(ListQuery),
-    responses((status = 200, description = "One page", body = SessionList))
+    responses((status = 200, description = "One page", body = SessionList),
+              (status = 400, description = "`limit` out of 1–200, unknown `state`, or a cursor this API did not return", body = crate::http::ErrorEnvelope))
 )]
 async fn list_sessions(
     tenant: Tenant,
@@ -121,9 +122,10 @@ async fn list_sessions(
     get,
     path = "/v1/sessions/{ref}",
     tag = "masked-sessions",
-    params(("ref" = String, Path, description = "The session ref (`ses_…`)")),
+    params(("ref" = String, Path, description = "The session ref (`ses_…`)", pattern = r"^ses_[A-Za-z0-9]{1,64}$")),
     responses(
         (status = 200, description = "The session", body = Session),
+        (status = 400, description = "Malformed session ref", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
     )
 )]
@@ -142,9 +144,10 @@ async fn get_session(
     post,
     path = "/v1/sessions/{ref}/complete",
     tag = "masked-sessions",
-    params(("ref" = String, Path, description = "The session ref (`ses_…`)")),
+    params(("ref" = String, Path, description = "The session ref (`ses_…`)", pattern = r"^ses_[A-Za-z0-9]{1,64}$")),
     responses(
         (status = 200, description = "The session, `completed`", body = Session),
+        (status = 400, description = "Malformed session ref", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
     )
 )]
@@ -170,6 +173,7 @@ async fn complete_session(
     request_body = OriginateRequest,
     responses(
         (status = 202, description = "Handed to FreeSWITCH; progress arrives as webhooks", body = OriginateAccepted),
+        (status = 400, description = "Malformed session ref or body, unknown field", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
         (status = 409, description = "`session_not_live`: completed or expired", body = crate::http::ErrorEnvelope),
         (status = 503, description = "`draining` or `switch_unavailable`", body = crate::http::ErrorEnvelope),
@@ -190,11 +194,17 @@ async fn originate(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RouteQuery {
-    /// The dialled number's digits (with or without `+`).
+    /// The dialled number's digits (with or without `+`): 7 to 15 digits,
+    /// not starting with 0.
+    #[param(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub masked: String,
-    /// The caller ID (digits, or `anonymous`).
+    /// The caller ID (digits, or `anonymous`): letters, digits and `_ . + -`.
+    #[param(min_length = 1, max_length = 65, pattern = r"^[0-9A-Za-z_.+-]+$")]
     pub caller: String,
     /// The calling channel's UUID (the a-leg).
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub uuid: String,
     /// The dialplan token (also accepted as the `X-Dialplan-Token` header).
     pub token: Option<String>,
@@ -207,10 +217,13 @@ pub struct RouteQuery {
     path = "/v1/dialplan/route",
     tag = "dialplan",
     params(RouteQuery),
-    security(("dialplan_token" = [])),
+    security((), ("dialplan_token" = [])),
     responses(
         (status = 200, description = "A dial string to bridge to (the other party, presenting the masked number)", content_type = "text/plain", body = String),
         (status = 204, description = "A call-control number: park"),
+        (status = 400, description = "A malformed `masked`, `caller` or `uuid`", body = crate::http::ErrorEnvelope),
+        (status = 401, description = "Dialplan token missing or wrong", body = crate::http::ErrorEnvelope),
+        (status = 403, description = "Source address not allowed (no token configured)", body = crate::http::ErrorEnvelope),
         (status = 404, description = "Refused: the Q.850 cause to hang up with (`UNALLOCATED_NUMBER`, `CALL_REJECTED`)", content_type = "text/plain", body = String),
     )
 )]

@@ -39,8 +39,32 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct EventsQuery {
     /// Return envelopes after this cursor; from the oldest retained when absent.
     pub after: Option<String>,
-    /// Page size (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]).
+    /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
+    /// value is reduced to 1000.
+    #[serde(default, deserialize_with = "saturating_limit")]
+    #[param(schema_with = limit_schema)]
     pub limit: Option<usize>,
+}
+
+/// Any non-negative integer, of any size.
+fn limit_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .minimum(Some(0))
+        .build()
+}
+
+/// `limit` as digits; any size (a value past `usize` is as big as any other
+/// value above [`MAX_LIMIT`]).
+fn saturating_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = text.strip_prefix('+').unwrap_or(&text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom("must be a non-negative integer"));
+    }
+    Ok(Some(text.parse().unwrap_or(usize::MAX)))
 }
 
 /// One page of envelopes.

@@ -21,7 +21,8 @@ pub fn routes() -> ApiRouter {
     path = "/v1/events",
     tag = "webhooks",
     params(EventsQuery),
-    responses((status = 200, description = "A page of envelopes", body = EventsPage))
+    responses((status = 200, description = "A page of envelopes", body = EventsPage),
+              (status = 400, description = "A malformed query (`limit` not a non-negative integer, unknown cursor)", body = crate::http::ErrorEnvelope))
 )]
 pub async fn list_events(
     State(state): State<AppState>,
