@@ -91,9 +91,19 @@ impl Api {
         if let Some(body) = &body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| http_err(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| http_err(e.to_string()))?;
+        let sent = async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+        }
+        .await;
+        let (status, bytes) = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                self.transcript.end_exchange();
+                return Err(http_err(e.to_string()));
+            }
+        };
         let value: Value = if bytes.is_empty() {
             Value::Null
         } else {

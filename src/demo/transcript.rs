@@ -22,6 +22,10 @@ pub struct Transcript {
 struct Inner {
     echo: bool,
     text: String,
+    /// An API exchange is in flight: webhooks wait in `held` until its
+    /// response is shown, so a request and its response stay together.
+    in_exchange: bool,
+    held: Vec<String>,
 }
 
 impl Transcript {
@@ -30,32 +34,26 @@ impl Transcript {
         Transcript {
             inner: Arc::new(Mutex::new(Inner {
                 echo,
-                text: String::new(),
+                ..Inner::default()
             })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
     /// Appends a block of text (one or more lines, without the final newline).
     pub fn block(&self, text: &str) {
-        let mut g = match self.inner.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        g.text.push_str(text);
-        g.text.push('\n');
-        if g.echo {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
-        }
+        self.lock().emit(text);
     }
 
     /// Everything written so far.
     pub fn text(&self) -> String {
-        match self.inner.lock() {
-            Ok(g) => g.text.clone(),
-            Err(poisoned) => poisoned.into_inner().text.clone(),
-        }
+        self.lock().text.clone()
     }
 
     /// A section heading.
@@ -69,24 +67,34 @@ impl Transcript {
         self.block(&format!("   · {text}"));
     }
 
-    /// An API request.
+    /// An API request; webhooks arriving until [`Transcript::response`] or
+    /// [`Transcript::end_exchange`] are shown after it.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) {
         let mut text = format!("\n→ {method} {path}");
         if let Some(body) = body {
             text.push('\n');
             text.push_str(&indent(&pretty(body)));
         }
-        self.block(&text);
+        let mut g = self.lock();
+        g.emit(&text);
+        g.in_exchange = true;
     }
 
-    /// An API response.
+    /// An API response; then the webhooks that arrived meanwhile.
     pub fn response(&self, status: u16, reason: &str, body: &Value) {
         let mut text = format!("← {status} {reason}");
         if !body.is_null() {
             text.push('\n');
             text.push_str(&indent(&pretty(body)));
         }
-        self.block(&text);
+        let mut g = self.lock();
+        g.emit(&text);
+        g.release();
+    }
+
+    /// Ends an exchange that got no response (shows the held webhooks).
+    pub fn end_exchange(&self) {
+        self.lock().release();
     }
 
     /// A webhook as it arrived, with the outcome of its signature check.
@@ -95,10 +103,35 @@ impl Transcript {
             Ok(()) => "signature ok".to_owned(),
             Err(e) => format!("SIGNATURE INVALID ({e})"),
         };
-        self.block(&format!(
+        let text = format!(
             "\n⚡ webhook {kind}  {id}  {check}\n{}",
             indent(&pretty(data))
-        ));
+        );
+        let mut g = self.lock();
+        if g.in_exchange {
+            g.held.push(text);
+        } else {
+            g.emit(&text);
+        }
+    }
+}
+
+impl Inner {
+    fn emit(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.text.push('\n');
+        if self.echo {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+
+    fn release(&mut self) {
+        self.in_exchange = false;
+        for text in std::mem::take(&mut self.held) {
+            self.emit(&text);
+        }
     }
 }
 
