@@ -106,7 +106,10 @@ fn compose_sets_the_documented_overrides() {
         "FSGATE__HTTP__DIALPLAN_TOKEN",
     ] {
         let v = get(secret).unwrap_or_else(|| panic!("{secret} not set in compose.yaml"));
-        assert!(v.starts_with("${"), "{secret} must come from .env, not the file");
+        assert!(
+            v.starts_with("${"),
+            "{secret} must come from .env, not the file"
+        );
     }
 }
 
@@ -136,7 +139,10 @@ fn docker_config_is_valid_with_the_compose_environment() {
     );
     assert!(stdout.contains("docker/fsgate.toml: OK"), "{stdout}");
     assert!(stdout.contains("store: redis://redis:6379/0"), "{stdout}");
-    assert!(stdout.contains("dialplan lookup needs the token"), "{stdout}");
+    assert!(
+        stdout.contains("dialplan lookup needs the token"),
+        "{stdout}"
+    );
     assert!(stdout.contains("acme: 1 key"), "{stdout}");
 }
 
