@@ -237,6 +237,14 @@ impl Daemon {
         let limit = Duration::from_millis(self.state.config.shutdown.drain_timeout_ms);
         tracing::info!(?limit, "draining: new originates are refused");
         self.state.drain.start();
+        // Keep serving (new originates answer 503 `draining`, /readyz 503)
+        // while call-control operations in flight resolve, so that clients
+        // see a clear refusal rather than a closed port and every operation
+        // gets its result here; bounded by the drain limit.
+        let until = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < until && self.operations_in_flight().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = self.stop.send(true);
         let Daemon {
             nodes,
@@ -270,6 +278,24 @@ impl Daemon {
             tracing::warn!("the event pipeline did not drain in time");
         }
         tracing::info!("fsgate stopped");
+    }
+
+    /// Whether any tenant has a call-control operation still in progress
+    /// (a store error counts as none: draining must not hang on it).
+    async fn operations_in_flight(&self) -> bool {
+        let horizon = self.state.clock.now() + chrono::Duration::days(1);
+        for tenant in self.state.tenants.iter() {
+            match self
+                .state
+                .store
+                .due_operations(tenant.id(), horizon, 1)
+                .await
+            {
+                Ok(ops) if !ops.is_empty() => return true,
+                _ => {}
+            }
+        }
+        false
     }
 
     /// Stops at once without draining, as a crash would (tests).
