@@ -31,6 +31,7 @@ use crate::esl::connection::ConnectOptions;
 use crate::esl::node::{Node, NodeConfig, NodeHandle};
 use crate::esl::EventFormat;
 use crate::http::{self, AppState};
+use crate::masking::{self, Masking};
 use crate::pipeline::{self, CallEventHandler, Pipeline};
 use crate::store::{self, StoreError};
 use crate::switch::Switch;
@@ -150,6 +151,13 @@ impl Daemon {
         .with_switch(switch.clone());
         let deliverer = deliverer.with_wake(state.outbox.wake_signal()).start();
 
+        let masking = Arc::new(Masking::new(
+            store.clone(),
+            clock.clone(),
+            state.tenants.clone(),
+            switch.clone(),
+            Arc::new(state.outbox.clone()),
+        ));
         // Call control: one result per operation, as `command.result`.
         let results = Results::new(
             store.clone(),
@@ -178,6 +186,7 @@ impl Daemon {
                 state.tenants.clone(),
             )),
             Arc::new(AnswerConfirmation::new(results.clone())),
+            Arc::new(masking::SessionCallHandler::new(masking.clone())),
         ];
         let deps = pipeline::Deps {
             store: store.clone(),
@@ -195,6 +204,7 @@ impl Daemon {
         let background = vec![
             tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
             timeouts::spawn(results, tenant_ids, OPERATION_TICK),
+            masking::spawn_expiry(masking.clone(), masking::expiry::EXPIRY_INTERVAL),
         ];
 
         let router = http::router(
@@ -203,6 +213,7 @@ impl Daemon {
                 crate::webhooks::routes::routes(),
                 crate::calls::routes::routes(calls),
                 crate::control::routes::routes(control),
+                masking::routes(masking),
             ],
         );
         let mut http_stop = stop_rx;

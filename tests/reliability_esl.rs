@@ -316,3 +316,61 @@ async fn a_slow_receiver_never_slows_the_esl_reader() {
     // Webhooks are being attempted (slowly) meanwhile.
     assert!(!stack.receiver.all().is_empty());
 }
+
+#[tokio::test]
+async fn a_masked_session_whose_call_ended_during_the_gap_returns_to_open() {
+    // The shipped dialplan: the call asks the daemon's route lookup.
+    let stack = Stack::start(StackOptions::default()).await;
+    let (status, session) = stack
+        .post_json(
+            "/v1/sessions",
+            json!({"party_a": "+15557770001", "party_b": "+15557770002"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{session}");
+    let sref = session["ref"].as_str().unwrap().to_owned();
+    let masked = session["masked_number"].as_str().unwrap().to_owned();
+
+    let a_leg = stack.sim.switch().place_inbound("+15557770001", &masked);
+    stack
+        .receiver
+        .wait_for("session.active", WAIT, |d| d.data()["ref"] == sref.as_str())
+        .await;
+
+    // The daemon loses the switch; the call ends meanwhile.
+    let faults = stack.sim.faults().clone();
+    let connected = subscribed_clients(&stack);
+    faults.stall(Duration::from_millis(1500));
+    faults.drop_connections();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while subscribed_clients(&stack)
+        .iter()
+        .any(|id| connected.contains(id))
+    {
+        assert!(Instant::now() < deadline, "the old connection never went");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(stack
+        .sim
+        .switch()
+        .hangup(&a_leg, HangupCause::NORMAL_CLEARING, HangupOrigin::Remote));
+
+    // Back: the hangup is reconciled and the session is open again.
+    wait_new_client(&stack, &connected, Duration::from_secs(4)).await;
+    let open = stack
+        .receiver
+        .wait_for("session.open", WAIT, |d| d.data()["ref"] == sref.as_str())
+        .await;
+    assert_signed(&open);
+    let (status, now) = stack.get_json(&format!("/v1/sessions/{sref}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(now["state"], "open", "{now}");
+    let hangup = stack
+        .receiver
+        .wait_for("call.hangup", WAIT, |d| {
+            d.data()["call_id"] == a_leg.as_str()
+        })
+        .await;
+    assert_eq!(hangup.data()["reconciled"], true, "{}", hangup.envelope);
+    assert_eq!(hangup.data()["session_ref"], sref.as_str());
+}

@@ -43,6 +43,13 @@ use crate::telemetry::names;
 /// use `not_found`).
 pub const ROUTE_NOT_FOUND: &str = "route_not_found";
 
+/// A response extension marking an error response whose body is protocol,
+/// not an error message (the dialplan lookup's `404` + Q.850 cause name,
+/// which FreeSWITCH hangs up with): `envelope` leaves such a response as it
+/// is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolBody;
+
 /// Routes together with their OpenAPI documentation.
 ///
 /// [`ApiRouter::api`] registers a handler at the method and path its
@@ -259,11 +266,14 @@ fn metric_method(m: &Method) -> &'static str {
 }
 
 /// Rewrites any error response that is not JSON into the error envelope,
-/// keeping its status and headers (e.g. `Allow` on 405).
+/// keeping its status and headers (e.g. `Allow` on 405); responses marked
+/// [`ProtocolBody`] pass unchanged.
 async fn envelope(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<ProtocolBody>().is_some()
+    {
         return response;
     }
     let is_json = response

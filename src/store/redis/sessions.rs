@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 
-use super::value::{array, fields, json, opt_string, string, strings, to_json};
+use super::value::{array, fields, json, string, strings, to_json};
 use super::RedisStore;
 use crate::store::cursor::{self, ms};
 use crate::store::{
@@ -29,6 +29,8 @@ static COMPLETE: LazyLock<Script> =
 static SYNC_POOL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sync_pool.lua")));
 static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("list_sessions.lua")));
 static GET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("get_session.lua")));
+static BY_NUMBER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("session_by_number.lua")));
 
 fn state_name(s: SessionState) -> &'static str {
     match s {
@@ -217,20 +219,25 @@ impl RedisStore {
         tenant: &str,
         number: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let holder = self
-            .query(
-                ::redis::cmd("HGET")
-                    .arg(self.keys.tenant(tenant, "holders"))
-                    .arg(number),
-            )
-            .await?;
-        let Some(r) = opt_string(&holder)? else {
-            return Ok(None);
+        // One round trip (the route lookup's hot path): holder, then its
+        // session, under the tenant's tag.
+        let mut inv = BY_NUMBER.prepare_invoke();
+        inv.key(self.keys.tenant(tenant, "holders"))
+            .arg(number)
+            .arg(self.keys.tenant(tenant, "ses:"))
+            .arg(self.keys.tenant(tenant, "sescalls:"));
+        let reply = self.invoke(&inv).await?;
+        let reply = array(&reply)?;
+        let record = match (reply.first(), reply.get(1)) {
+            (None, _) => return Ok(None),
+            (Some(hash), Some(calls)) if !fields(hash)?.is_empty() => decode(hash, calls)?,
+            (Some(_), Some(_)) => return Ok(None), // a stale holder entry
+            _ => return Err(super::value::corrupt("unexpected session reply")),
         };
-        Ok(self
-            .get_session_impl(tenant, &r)
-            .await?
-            .filter(|s| s.state != SessionState::Completed && s.masked_number == number))
+        Ok(
+            Some(record)
+                .filter(|s| s.state != SessionState::Completed && s.masked_number == number),
+        )
     }
 
     pub(super) async fn session_step_impl(

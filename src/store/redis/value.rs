@@ -28,14 +28,6 @@ pub(crate) fn string(v: &Value) -> Result<String, StoreError> {
     }
 }
 
-/// An optional string (`Nil` → `None`).
-pub(crate) fn opt_string(v: &Value) -> Result<Option<String>, StoreError> {
-    match v {
-        Value::Nil => Ok(None),
-        v => string(v).map(Some),
-    }
-}
-
 /// An array (`Nil` → empty).
 pub(crate) fn array(v: &Value) -> Result<&[Value], StoreError> {
     match v {
