@@ -296,9 +296,9 @@ async fn assemble_and_walk(
     }
     .await;
 
-    let webhooks = receiver.all().len();
     daemon.shutdown().await;
     sim.shutdown().await;
+    let webhooks = receiver.all().len();
     receiver.stop();
     drop(temp);
     let steps = walked?;

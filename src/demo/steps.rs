@@ -270,6 +270,10 @@ async fn masked_session(w: &World<'_>) -> Result<(), DemoError> {
         )));
     }
     w.webhook("session.active", "ref", &r).await?;
+    w.webhook("call.answered", "call_id", &a).await?;
+    w.transcript.note(&format!(
+        "simulator: A and B are talking; B's phone shows {m}, never A's number"
+    ));
 
     w.transcript.note(&format!("simulator: A hangs up ({a})"));
     w.sim
