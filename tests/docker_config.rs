@@ -4,7 +4,8 @@
 //! `${VAR:-default}` are resolved from `docker/.env.example`, and the built
 //! binary runs `fsgate check-config` with nothing else in its environment.
 //!
-//! Docker itself is not run here; this checks the configuration contract only.
+//! Also `fsgate healthcheck`, the image's HEALTHCHECK command. Docker itself
+//! is not run here; this checks the configuration contract only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -159,4 +160,41 @@ fn the_file_alone_is_not_enough() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("api_keys_sha256"), "{stderr}");
+}
+
+/// Answers one HTTP request with `status_line` on a free loopback port.
+fn one_shot_server(status_line: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status_line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+#[test]
+fn the_image_healthcheck_command_follows_the_status() {
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_fsgate"))
+            .args(["healthcheck", "--url", url, "--timeout-ms", "2000"])
+            .output()
+            .unwrap()
+    };
+    assert!(run(&one_shot_server("200 OK")).status.success());
+    let down = run(&one_shot_server("503 Service Unavailable"));
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("503"));
+    // Nothing listening.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}/healthz", listener.local_addr().unwrap());
+    drop(listener);
+    assert_eq!(run(&closed).status.code(), Some(1));
 }
