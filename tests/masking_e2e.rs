@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fsgate::clock::{Clock, ManualClock};
-use fsgate::webhooks::sign::{verify, WebhookSecret};
 use serde_json::{json, Value};
 use support::receiver::Delivery;
 use support::stack::{Stack, StackOptions, SECRET};
@@ -23,17 +22,7 @@ const B: &str = "+15557770002";
 /// Checks the signature; `now` is the daemon's clock (it stamps
 /// `webhook-timestamp`).
 fn assert_signed(d: &Delivery, now: i64) {
-    let secret = WebhookSecret::parse(SECRET).unwrap();
-    verify(
-        &secret,
-        d.header("webhook-id"),
-        d.header("webhook-timestamp"),
-        d.header("webhook-signature"),
-        &d.body,
-        now,
-        300,
-    )
-    .unwrap_or_else(|e| panic!("bad signature on {}: {e:?}", d.kind()));
+    d.assert_signed_at(SECRET, now);
 }
 
 fn t0() -> chrono::DateTime<chrono::Utc> {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use fsgate::esl::HangupCause;
 use fsgate::sim::{self, SimConfig};
-use fsgate::webhooks::sign::{verify, WebhookSecret};
 use reqwest::Method;
 use support::receiver::{Delivery, Receiver};
 use support::stack::{Stack, StackOptions, SECRET};
@@ -17,19 +16,7 @@ use support::stack::{Stack, StackOptions, SECRET};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn assert_signed(d: &Delivery) {
-    let secret = WebhookSecret::parse(SECRET).unwrap();
-    let now = chrono::Utc::now().timestamp();
-    verify(
-        &secret,
-        d.header("webhook-id"),
-        d.header("webhook-timestamp"),
-        d.header("webhook-signature"),
-        &d.body,
-        now,
-        300,
-    )
-    .unwrap_or_else(|e| panic!("bad signature on {}: {e:?}", d.kind()));
-    assert_eq!(d.header("webhook-id"), d.envelope["id"].as_str().unwrap());
+    d.assert_signed(SECRET);
 }
 
 /// The recording switch's dialplan parks calls to 15550109000 by itself, so

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use fsgate::esl::HangupCause;
 use fsgate::sim::core::HangupOrigin;
-use fsgate::webhooks::sign::{verify, WebhookSecret};
 use serde_json::json;
 use support::receiver::{Delivery, Receiver};
 use support::stack::{Stack, StackOptions, SECRET};
@@ -28,18 +27,7 @@ fn options() -> StackOptions {
 }
 
 fn assert_signed(d: &Delivery) {
-    let secret = WebhookSecret::parse(SECRET).unwrap();
-    verify(
-        &secret,
-        d.header("webhook-id"),
-        d.header("webhook-timestamp"),
-        d.header("webhook-signature"),
-        &d.body,
-        chrono::Utc::now().timestamp(),
-        300,
-    )
-    .unwrap_or_else(|e| panic!("bad signature on {}: {e:?}", d.kind()));
-    assert_eq!(d.header("webhook-id"), d.envelope["id"].as_str().unwrap());
+    d.assert_signed(SECRET);
 }
 
 /// Ids of the simulator's authenticated clients that subscribed to events.
@@ -100,6 +88,25 @@ async fn live_calls(stack: &Stack) -> usize {
     }
 }
 
+/// Drops the daemon's connection with every reply stalled for 1.5 s, so the
+/// reconnection cannot authenticate meanwhile; returns the connections that
+/// were subscribed before, once they are gone.
+async fn lose_the_switch(stack: &Stack) -> Vec<u64> {
+    let faults = stack.sim.faults();
+    let connected = subscribed_clients(stack);
+    faults.stall(Duration::from_millis(1500));
+    faults.drop_connections();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while subscribed_clients(stack)
+        .iter()
+        .any(|id| connected.contains(id))
+    {
+        assert!(Instant::now() < deadline, "the old connection never went");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    connected
+}
+
 #[tokio::test]
 async fn a_dropped_connection_reconnects_and_reconciles_what_ended_meanwhile() {
     let stack = Stack::start(options()).await;
@@ -116,17 +123,7 @@ async fn a_dropped_connection_reconnects_and_reconciles_what_ended_meanwhile() {
     // reply stalled, so the reconnection cannot authenticate).
     let ended = parked(&stack, "+15557770001").await;
     let alive = parked(&stack, "+15557770002").await;
-    let connected = subscribed_clients(&stack);
-    faults.stall(Duration::from_millis(1500));
-    faults.drop_connections();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while subscribed_clients(&stack)
-        .iter()
-        .any(|id| connected.contains(id))
-    {
-        assert!(Instant::now() < deadline, "the old connection never went");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let connected = lose_the_switch(&stack).await;
     // During the gap: one call ends on the switch, and a command is sent.
     assert!(stack
         .sim
@@ -338,18 +335,7 @@ async fn a_masked_session_whose_call_ended_during_the_gap_returns_to_open() {
         .await;
 
     // The daemon loses the switch; the call ends meanwhile.
-    let faults = stack.sim.faults().clone();
-    let connected = subscribed_clients(&stack);
-    faults.stall(Duration::from_millis(1500));
-    faults.drop_connections();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while subscribed_clients(&stack)
-        .iter()
-        .any(|id| connected.contains(id))
-    {
-        assert!(Instant::now() < deadline, "the old connection never went");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let connected = lose_the_switch(&stack).await;
     assert!(stack
         .sim
         .switch()

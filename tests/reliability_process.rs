@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use fsgate::config::{Config, NodeConfig, TenantConfig};
 use fsgate::sim::{self, SimConfig, SimHandle};
-use fsgate::webhooks::sign::{verify, WebhookSecret};
 use serde_json::{json, Value};
 use support::receiver::{Delivery, Receiver};
 use support::redis::RedisServer;
@@ -25,17 +24,7 @@ const WAIT: Duration = Duration::from_secs(10);
 const DRAIN_MS: u64 = 3000;
 
 fn assert_signed(d: &Delivery) {
-    let secret = WebhookSecret::parse(SECRET).unwrap();
-    verify(
-        &secret,
-        d.header("webhook-id"),
-        d.header("webhook-timestamp"),
-        d.header("webhook-signature"),
-        &d.body,
-        chrono::Utc::now().timestamp(),
-        300,
-    )
-    .unwrap_or_else(|e| panic!("bad signature on {}: {e:?}", d.kind()));
+    d.assert_signed(SECRET);
 }
 
 async fn simulator() -> SimHandle {

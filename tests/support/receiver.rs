@@ -42,6 +42,32 @@ impl Delivery {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     }
+
+    /// Panics unless the Standard Webhooks signature verifies with `secret`
+    /// (timestamp within 5 minutes of now) and `webhook-id` is the envelope's id.
+    pub fn assert_signed(&self, secret: &str) {
+        self.assert_signed_at(secret, chrono::Utc::now().timestamp());
+    }
+
+    /// [`Delivery::assert_signed`] with "now" given (tests on a manual clock).
+    pub fn assert_signed_at(&self, secret: &str, now_unix: i64) {
+        use fsgate::webhooks::sign::{verify, WebhookSecret};
+        let secret = WebhookSecret::parse(secret).unwrap();
+        verify(
+            &secret,
+            self.header("webhook-id"),
+            self.header("webhook-timestamp"),
+            self.header("webhook-signature"),
+            &self.body,
+            now_unix,
+            300,
+        )
+        .unwrap_or_else(|e| panic!("bad signature on {}: {e:?}", self.kind()));
+        assert_eq!(
+            self.header("webhook-id"),
+            self.envelope["id"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 #[derive(Default)]
