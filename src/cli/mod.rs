@@ -6,8 +6,10 @@
 use clap::{Parser, Subcommand};
 
 pub mod check_config;
+pub mod demo;
 pub mod events;
 pub mod hash_key;
+pub mod healthcheck;
 pub mod serve;
 pub mod sim;
 
@@ -51,6 +53,13 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Run the FreeSWITCH simulator (real Event Socket protocol, no PBX needed).
     Sim(sim::SimArgs),
+    /// Walk through the product in one process: simulator, daemon, memory
+    /// store and a webhook receiver; prints every API call and webhook.
+    ///
+    /// Exit status 0 when every step succeeded, 1 on the first failure.
+    Demo(demo::DemoArgs),
+    /// GET a health URL; exit 0 on 2xx (for container health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Parses the command line, runs the subcommand, and returns the exit code.
@@ -60,7 +69,8 @@ pub fn main() -> std::process::ExitCode {
     // offline tools print their own results.
     let default_level = match cli.command {
         Command::Events(_) => "off",
-        Command::CheckConfig(_) | Command::HashKey(_) => "warn",
+        Command::CheckConfig(_) | Command::HashKey(_) | Command::Healthcheck(_) => "warn",
+        Command::Demo(_) => "error",
         _ => "info",
     };
     crate::telemetry::init_logging(cli.log_format, default_level);
@@ -84,6 +94,8 @@ pub fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args, cli.log_format).await,
             Command::Events(args) => events::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::CheckConfig(args) => check_config::run(args),
             Command::HashKey(args) => hash_key::run(args),
         }
