@@ -237,8 +237,26 @@ async fn click_to_call_and_an_answer_that_times_out() {
         })
         .await;
     assert_eq!(signed(&answered).data()["user_data"], "crm-4711");
+    // The webhooks name the parties as the request did, whatever FreeSWITCH's
+    // caller profile on the originated leg says (who is shown, who is dialled).
+    assert_eq!(
+        answered.data()["from"],
+        "+15557770001",
+        "{}",
+        answered.envelope
+    );
+    assert_eq!(
+        answered.data()["to"],
+        "+15557770002",
+        "{}",
+        answered.envelope
+    );
     let (_, read) = stack.get_json(&format!("/api/v1/sessions/{id}")).await;
     assert_eq!(read["state"], "answered");
+    assert_eq!(
+        (read["caller"].as_str(), read["callee"].as_str()),
+        (Some("+15557770001"), Some("+15557770002"))
+    );
     assert_eq!(read["caller_display_name"], "Acme Support");
     let globex = stack
         .as_tenant("globex", Method::GET, &format!("/api/v1/sessions/{id}"))

@@ -2,9 +2,15 @@
 //! and the Redis script (`redis/put_call.lua`) mirrors field by field.
 //!
 //! Owns only the rule; it must not touch indexes or expiry. A call never
-//! moves backwards: the state is the greater one; identity, timestamps and
-//! ending details, once set, are kept; other fields take a new value when one
-//! is given and are never erased by `None`.
+//! moves backwards: the state is the greater one; identity, the parties
+//! (caller, callee, display name), timestamps and ending details, once set,
+//! are kept; other fields take a new value when one is given and are never
+//! erased by `None`.
+//!
+//! The parties are kept because the first writer knows them best: the
+//! daemon records a click-to-call's caller and callee before it dials, while
+//! FreeSWITCH's caller profile on that leg says who is presented and who is
+//! dialled, and a transfer rewrites the destination.
 
 use super::model::{CallBinding, CallRecord, CallState};
 
@@ -27,9 +33,9 @@ pub(crate) fn merge_call(stored: CallRecord, new: CallRecord) -> CallRecord {
         },
         direction: stored.direction,
         state: stored.state.max(new.state),
-        caller: new.caller.or(stored.caller),
-        caller_display_name: new.caller_display_name.or(stored.caller_display_name),
-        callee: new.callee.or(stored.callee),
+        caller: stored.caller.or(new.caller),
+        caller_display_name: stored.caller_display_name.or(new.caller_display_name),
+        callee: stored.callee.or(new.callee),
         other_leg: new.other_leg.or(stored.other_leg),
         created_at: stored.created_at,
         answered_at: stored.answered_at.or(new.answered_at),
@@ -58,4 +64,49 @@ pub(crate) fn apply_binding(mut call: CallRecord, binding: &CallBinding) -> Call
         call.user_data.clone_from(&binding.user_data);
     }
     call
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::CallDirection;
+
+    fn call(caller: &str, callee: &str, state: CallState) -> CallRecord {
+        CallRecord {
+            uuid: "u1".into(),
+            tenant: Some("acme".into()),
+            node: "fs1".into(),
+            direction: CallDirection::Outbound,
+            state,
+            caller: Some(caller.into()),
+            caller_display_name: None,
+            callee: Some(callee.into()),
+            other_leg: None,
+            created_at: chrono::Utc::now(),
+            answered_at: None,
+            ended_at: None,
+            hangup_cause: None,
+            q850: None,
+            sip_code: None,
+            duration_s: None,
+            billsec: None,
+            user_data: None,
+            session_ref: None,
+            reconciled: false,
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_recorded_parties_win_and_the_state_only_moves_forward() {
+        let recorded = call("+15557770001", "+15557770002", CallState::Ringing);
+        // The originated leg's events: caller ID shown = callee, destination = caller.
+        let event = call("+15557770002", "+15557770001", CallState::Answered);
+        let merged = merge_call(recorded, event);
+        assert_eq!(merged.caller.as_deref(), Some("+15557770001"));
+        assert_eq!(merged.callee.as_deref(), Some("+15557770002"));
+        assert_eq!(merged.state, CallState::Answered);
+        let late = merge_call(merged, call("x", "y", CallState::Ringing));
+        assert_eq!(late.state, CallState::Answered);
+    }
 }

@@ -175,8 +175,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a call. A record with a tenant and not ended is in that tenant's
     /// live list and its node's list; an ended one leaves both and expires
     /// after `retention`. Writes never move a call backwards: the stored
-    /// `state` is the greater of the two, timestamps and ending details once
-    /// set are kept, and `None` fields do not erase stored values (events of
+    /// `state` is the greater of the two, the parties (caller, callee, display
+    /// name), timestamps and ending details once set are kept, and `None` fields do not erase stored values (events of
     /// one call may be processed by different instances, out of order).
     /// Returns the merged record.
     async fn put_call(

@@ -1,5 +1,5 @@
 -- Merges a write into a call record (mirrors crate::store::merge): the state
--- never moves back, identity/timestamps/ending details once set are kept,
+-- never moves back, identity/parties/timestamps/ending details once set are kept,
 -- other given fields replace, absent ones erase nothing; the binding fills
 -- what is still unknown; an ended call expires after the retention.
 -- KEYS: call hash, binding hash (one {call:<uuid>} tag)
@@ -7,6 +7,7 @@
 -- Returns HGETALL of the merged record.
 local key = KEYS[1]
 local sticky = {uuid = true, tenant = true, direction = true, created_at = true,
+                caller = true, callee = true, caller_display_name = true,
                 answered_at = true, ended_at = true, hangup_cause = true,
                 q850 = true, sip_code = true, duration_s = true, billsec = true}
 local rank = {['"ringing"'] = 0, ['"early"'] = 1, ['"answered"'] = 2, ['"ended"'] = 3}
