@@ -83,12 +83,12 @@ fn build_all(t: &[String], job: Uuid, n: u32) -> Vec<Built> {
         plain(&mut out, Command::Auth(p), format!("auth {a}"));
     }
     if let Ok(ev) = EventName::new(a) {
-        let format = if n % 2 == 0 {
+        let format = if n.is_multiple_of(2) {
             EventFormat::Plain
         } else {
             EventFormat::Json
         };
-        let word = if n % 2 == 0 { "plain" } else { "json" };
+        let word = if n.is_multiple_of(2) { "plain" } else { "json" };
         let event = Command::Event {
             format,
             events: vec![ev.clone()],
