@@ -149,7 +149,7 @@ fn build_all(t: &[String], job: Uuid, n: u32) -> Vec<Built> {
         let mut o = Originate::new(dial.clone(), OriginateTarget::Park);
         o.caller_id_name = VarValue::for_field("caller_id_name", d).ok();
         o.caller_id_number = VarValue::for_field("caller_id_number", e).ok();
-        o.timeout_secs = (n % 3 == 0).then_some(n);
+        o.timeout_secs = n.is_multiple_of(3).then_some(n);
         api(&mut out, ApiCommand::originate(&o).unwrap(), job);
         let bridge = Originate::new(
             dial,
