@@ -174,8 +174,8 @@ fn build_all(t: &[String], job: Uuid, n: u32) -> Vec<Built> {
     api(&mut out, ApiCommand::uuid_answer(uuid), job);
     plain(
         &mut out,
-        Command::Linger((n % 2 == 0).then_some(n)),
-        if n % 2 == 0 {
+        Command::Linger(n.is_multiple_of(2).then_some(n)),
+        if n.is_multiple_of(2) {
             format!("linger {n}")
         } else {
             "linger".into()
