@@ -54,6 +54,33 @@ impl CallEventHandler for Tagged {
     }
 }
 
+/// A live call of `acme` on node fs1, as the table would hold it.
+fn live_record(uuid: &str, direction: CallDirection, state: CallState, callee: &str) -> CallRecord {
+    CallRecord {
+        uuid: uuid.to_owned(),
+        tenant: Some("acme".into()),
+        node: "fs1".into(),
+        direction,
+        state,
+        caller: Some("+15557770001".into()),
+        caller_display_name: None,
+        callee: Some(callee.into()),
+        other_leg: None,
+        created_at: chrono::Utc::now(),
+        answered_at: None,
+        ended_at: None,
+        hangup_cause: None,
+        q850: None,
+        sip_code: None,
+        duration_s: None,
+        billsec: None,
+        user_data: None,
+        session_ref: None,
+        reconciled: false,
+        extra: Default::default(),
+    }
+}
+
 async fn sim() -> SimHandle {
     let mut cfg = SimConfig::ephemeral();
     cfg.dialplan_dir =
@@ -239,29 +266,14 @@ async fn a_call_that_ended_unseen_is_reconciled_after_a_reconnect() {
     // A live call the table knows but the switch no longer has (its hangup
     // happened while nobody was listening).
     let ghost = uuid::Uuid::new_v4().to_string();
-    let record = CallRecord {
-        uuid: ghost.clone(),
-        tenant: Some("acme".into()),
-        node: "fs1".into(),
-        direction: CallDirection::Inbound,
-        state: CallState::Answered,
-        caller: Some("+15557770001".into()),
-        caller_display_name: None,
-        callee: Some("15550109000".into()),
-        other_leg: None,
-        created_at: chrono::Utc::now() - chrono::Duration::seconds(30),
-        answered_at: Some(chrono::Utc::now() - chrono::Duration::seconds(20)),
-        ended_at: None,
-        hangup_cause: None,
-        q850: None,
-        sip_code: None,
-        duration_s: None,
-        billsec: None,
-        user_data: None,
-        session_ref: None,
-        reconciled: false,
-        extra: Default::default(),
-    };
+    let mut record = live_record(
+        &ghost,
+        CallDirection::Inbound,
+        CallState::Answered,
+        "15550109000",
+    );
+    record.created_at = chrono::Utc::now() - chrono::Duration::seconds(30);
+    record.answered_at = Some(chrono::Utc::now() - chrono::Duration::seconds(20));
     store
         .put_call(record, Duration::from_secs(600))
         .await
@@ -306,29 +318,14 @@ async fn a_call_recorded_before_its_channel_exists_is_not_ended_by_reconciliatio
     // What click-to-call does: the record is written, then the originate is
     // sent; the switch has no such channel yet when a reconciliation runs.
     let young = uuid::Uuid::new_v4().to_string();
-    let record = CallRecord {
-        uuid: young.clone(),
-        tenant: Some("acme".into()),
-        node: "fs1".into(),
-        direction: CallDirection::Outbound,
-        state: CallState::Ringing,
-        caller: Some("+15557770001".into()),
-        caller_display_name: None,
-        callee: Some("+15557770002".into()),
-        other_leg: None,
-        created_at: chrono::Utc::now(),
-        answered_at: None,
-        ended_at: None,
-        hangup_cause: None,
-        q850: None,
-        sip_code: None,
-        duration_s: None,
-        billsec: None,
-        user_data: None,
-        session_ref: None,
-        reconciled: false,
-        extra: Default::default(),
-    };
+    let mut record = live_record(
+        &young,
+        CallDirection::Outbound,
+        CallState::Ringing,
+        "+15557770002",
+    );
+    record.created_at = chrono::Utc::now();
+    record.answered_at = None;
     store
         .put_call(record, Duration::from_secs(600))
         .await
