@@ -290,7 +290,7 @@ async fn apply(
     kind: CallEventKind,
     mut record: CallRecord,
 ) -> Result<(), StoreError> {
-    attribute(deps, &mut record).await?;
+    attribute(deps.directory.as_ref(), &mut record);
     let call = deps.store.put_call(record, deps.retention).await?;
     let change = CallEvent {
         node,
@@ -304,24 +304,16 @@ async fn apply(
     Ok(())
 }
 
-/// Fills in the tenant (and session) of a record whose event did not name
-/// them: from the dialled number's owner, then from a binding written by the
-/// dialplan lookup or a creator.
-pub(crate) async fn attribute(deps: &Deps, record: &mut CallRecord) -> Result<(), StoreError> {
-    let owner = record
-        .callee
-        .as_deref()
-        .and_then(|n| deps.directory.owner_of(n));
+/// Fills in the tenant of a record whose event did not name it, from the
+/// dialled number's owner (configuration, no I/O). What a binding written by
+/// the dialplan lookup or a creator knows (tenant, session, user data) the
+/// store applies itself in [`Store::put_call`].
+pub(crate) fn attribute(directory: &dyn NumberDirectory, record: &mut CallRecord) {
     if record.tenant.is_none() {
-        record.tenant = owner.as_ref().map(|o| o.tenant.clone());
+        record.tenant = record
+            .callee
+            .as_deref()
+            .and_then(|n| directory.owner_of(n))
+            .map(|o| o.tenant);
     }
-    let masked = owner.as_ref().is_some_and(|o| o.kind == NumberKind::Masked);
-    if record.session_ref.is_none() && (record.tenant.is_none() || masked) {
-        if let Some(binding) = deps.store.get_call_binding(&record.uuid).await? {
-            record.tenant.get_or_insert(binding.tenant);
-            record.session_ref = record.session_ref.take().or(binding.session_ref);
-            record.user_data = record.user_data.take().or(binding.user_data);
-        }
-    }
-    Ok(())
 }

@@ -105,7 +105,7 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
             continue; // ended meanwhile; `show` lags
         }
         let mut record = adopt(node, row);
-        super::attribute(deps, &mut record).await?;
+        super::attribute(deps.directory.as_ref(), &mut record);
         deps.store.put_call(record, deps.retention).await?;
         report.adopted += 1;
     }
