@@ -7,89 +7,18 @@
 //! Also `fsgate healthcheck`, the image's HEALTHCHECK command. Docker itself
 //! is not run here; this checks the configuration contract only.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+#[path = "support/compose.rs"]
+mod compose;
+use compose::{env_example, interpolate};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// `KEY=value` lines of `docker/.env.example`.
-fn env_example() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("docker/.env.example")).unwrap();
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// Resolves compose's `${NAME}`, `${NAME:?msg}`, `${NAME:-default}`.
-fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').expect("unclosed ${ in compose.yaml");
-        let expr = &after[..end];
-        let (name, default) = if let Some((n, _msg)) = expr.split_once(":?") {
-            (n, None)
-        } else if let Some((n, d)) = expr.split_once(":-") {
-            (n, Some(d))
-        } else {
-            (expr, None)
-        };
-        let resolved = vars
-            .get(name)
-            .cloned()
-            .or_else(|| default.map(str::to_owned))
-            .unwrap_or_else(|| panic!("{name} is neither in .env.example nor defaulted"));
-        out.push_str(&resolved);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
 
 /// The `environment:` list of the `fsgate` service in compose.yaml.
 fn fsgate_environment() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("docker/compose.yaml")).unwrap();
-    let mut in_fsgate = false;
-    let mut in_env = false;
-    let mut env = Vec::new();
-    for line in text.lines() {
-        let indent = line.len() - line.trim_start().len();
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if indent == 2 && trimmed.ends_with(':') {
-            in_fsgate = trimmed == "fsgate:";
-            in_env = false;
-            continue;
-        }
-        if indent == 0 {
-            in_fsgate = false;
-            in_env = false;
-            continue;
-        }
-        if !in_fsgate {
-            continue;
-        }
-        if indent == 4 {
-            in_env = trimmed == "environment:";
-            continue;
-        }
-        if in_env {
-            let item = trimmed
-                .strip_prefix("- ")
-                .expect("environment is a list of NAME=value");
-            let (k, v) = item.split_once('=').expect("NAME=value");
-            env.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    env
+    compose::service_environment("fsgate")
 }
 
 #[test]

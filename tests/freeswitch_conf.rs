@@ -87,6 +87,32 @@ fn every_file_is_well_formed() {
     }
 }
 
+/// FreeSWITCH's pre-processor acts on `<X-PRE-PROCESS …/>` lines inside XML
+/// comments too: a commented-out include is included (that broke start-up
+/// with "unclosed <!--"), a commented-out set still sets. None may stand in
+/// a comment of anything FreeSWITCH loads.
+#[test]
+fn no_preprocessor_line_hides_in_a_comment() {
+    let mut files = Vec::new();
+    xml_files(&root().join("freeswitch-conf"), &mut files);
+    xml_files(&root().join("dialplan"), &mut files);
+    xml_files(&root().join("docker/freeswitch"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("<!--") {
+            let end = rest[start..].find("-->").map_or(rest.len(), |e| start + e);
+            let comment = &rest[start..end];
+            assert!(
+                !comment.contains("X-PRE-PROCESS"),
+                "{}: a pre-processor line inside a comment:\n{comment}",
+                f.display()
+            );
+            rest = &rest[end..];
+        }
+    }
+}
+
 #[test]
 fn event_socket_applies_an_acl_list_that_exists() {
     let es = params("freeswitch-conf/autoload_configs/event_socket.conf.xml");

@@ -1,14 +1,20 @@
 #!/bin/sh
-# Installs fsgate's FreeSWITCH files into the container's conf tree, then
-# hands over to the image's own entrypoint. Owns only copying files and one
-# include line in vars.xml; it must not change any other stock setting.
+# Installs fsgate's FreeSWITCH files into the container's conf tree with
+# freeswitch-conf/install.sh (the operator's steps, the same script the
+# real-switch tests run), then hands over to the image's own entrypoint.
+# It changes no other stock setting.
 #
 # Mounted by docker/compose.yaml (read-only):
 #   /fsgate/freeswitch-conf  <- freeswitch-conf/ of this repository
 #   /fsgate/dialplan         <- dialplan/ of this repository
 #   /fsgate/vars.fsgate.xml  <- docker/freeswitch/vars.fsgate.xml (env-based)
+#
+# FSGATE_CONF_DIR (default /etc/freeswitch) and FSGATE_SRC_DIR (default
+# /fsgate) move those places; with no command it only installs (the tests
+# run it that way on the real switch's base configuration).
 set -eu
-CONF=/etc/freeswitch
+CONF=${FSGATE_CONF_DIR:-/etc/freeswitch}
+SRC=${FSGATE_SRC_DIR:-/fsgate}
 
 # safarov/freeswitch's own entrypoint bootstraps the vanilla configuration
 # when freeswitch.xml is missing; do it first so it never runs over our files.
@@ -17,16 +23,7 @@ if [ ! -f "$CONF/freeswitch.xml" ]; then
     cp -a /usr/share/freeswitch/conf/vanilla/. "$CONF/"
 fi
 
-mkdir -p "$CONF/autoload_configs" "$CONF/sip_profiles/external" "$CONF/dialplan/public"
-cp /fsgate/freeswitch-conf/autoload_configs/*.xml "$CONF/autoload_configs/"
-cp /fsgate/freeswitch-conf/sip_profiles/external/*.xml "$CONF/sip_profiles/external/"
-cp /fsgate/dialplan/fsgate.xml "$CONF/dialplan/fsgate.xml"
-cp /fsgate/dialplan/public/00_fsgate.xml "$CONF/dialplan/public/00_fsgate.xml"
-cp /fsgate/vars.fsgate.xml "$CONF/vars.fsgate.xml"
+FSGATE_DIALPLAN_DIR="$SRC/dialplan" sh "$SRC/freeswitch-conf/install.sh" "$CONF" "$SRC/vars.fsgate.xml"
 
-# Include vars.fsgate.xml from vars.xml (once), right after <include>.
-if ! grep -q 'data="vars.fsgate.xml"' "$CONF/vars.xml"; then
-    sed -i '0,/<include>/s//<include>\n  <X-PRE-PROCESS cmd="include" data="vars.fsgate.xml"\/>/' "$CONF/vars.xml"
-fi
-
+[ $# -eq 0 ] && exit 0
 exec /docker-entrypoint.sh "$@"
