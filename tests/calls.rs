@@ -153,7 +153,10 @@ async fn every_field_reaches_the_documented_variables() {
         assert_eq!(v("fsgate_target").as_deref(), Some("sip:agent@example.com"));
         assert_eq!(v("fsgate_target_instance_id").as_deref(), Some("inst-7"));
         assert_eq!(v("fsgate_target_extension_number").as_deref(), Some("1001"));
-        assert_eq!(v("alert_info").as_deref(), Some("info=Auto Answer"));
+        assert_eq!(
+            v("alert_info").as_deref(),
+            Some("<http://localhost>;info=\"Auto Answer\"")
+        );
         assert_eq!(
             v("fsgate_display_name").as_deref(),
             Some("Acme Support Desk")
@@ -204,12 +207,12 @@ async fn header_direction_puts_the_header_on_the_named_invite() {
             (
                 AdditionalHeader::AlertInfoAutoAnswerDelay0,
                 "alert_info",
-                "info=alert-autoanswer;delay=0",
+                "<http://localhost>;info=alert-autoanswer;delay=0",
             ),
             (
                 AdditionalHeader::AlertInfoIntercom,
                 "alert_info",
-                "info=intercom",
+                "<http://localhost>;info=intercom",
             ),
         ] {
             let mut r = request();

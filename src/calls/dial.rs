@@ -200,17 +200,32 @@ fn common_vars(
 }
 
 /// The channel variable and value that ask FreeSWITCH for `header`.
-pub fn header_var(header: AdditionalHeader) -> (&'static str, &'static str) {
-    match header {
-        AdditionalHeader::AnswerMode => ("sip_h_Answer-Mode", "Auto"),
-        AdditionalHeader::CallInfo => ("sip_auto_answer", "true"),
+///
+/// Alert-Info carries a URI (RFC 3261 §20.4: `<absoluteURI> *(;param)`):
+/// mod_sofia parses the header and, given a bare `info=alert-autoanswer;delay=0`,
+/// sends `<info=alert-autoanswer>;delay=0` (seen on FreeSWITCH 1.11). So
+/// the `info` value goes as a parameter of a placeholder URI, the form
+/// auto-answering phones expect; `Auto Answer`, which has a space, as a
+/// quoted-string (bare, mod_sofia drops the whole header).
+pub fn header_var(header: AdditionalHeader) -> Result<(&'static str, VarValue), DialError> {
+    const FIELD: &str = "additional_header";
+    let alert = |info: &str| VarValue::angle_uri(FIELD, ALERT_INFO_URI, info);
+    Ok(match header {
+        AdditionalHeader::AnswerMode => ("sip_h_Answer-Mode", VarValue::for_field(FIELD, "Auto")?),
+        AdditionalHeader::CallInfo => ("sip_auto_answer", VarValue::for_field(FIELD, "true")?),
         AdditionalHeader::AlertInfoAutoAnswerDelay0 => {
-            ("alert_info", "info=alert-autoanswer;delay=0")
+            ("alert_info", alert(";info=alert-autoanswer;delay=0")?)
         }
-        AdditionalHeader::AlertInfoAutoAnswer => ("alert_info", "info=Auto Answer"),
-        AdditionalHeader::AlertInfoIntercom => ("alert_info", "info=intercom"),
-    }
+        AdditionalHeader::AlertInfoAutoAnswer => (
+            "alert_info",
+            VarValue::angle_uri_quoted_param(FIELD, ALERT_INFO_URI, "info", "Auto Answer")?,
+        ),
+        AdditionalHeader::AlertInfoIntercom => ("alert_info", alert(";info=intercom")?),
+    })
 }
+
+/// The placeholder URI of the Alert-Info headers (nothing is fetched from it).
+const ALERT_INFO_URI: &str = "http://localhost";
 
 /// The `originate` of a click-to-call: the caller's leg, then
 /// `&bridge(<callee's leg>)`.
@@ -228,12 +243,12 @@ pub fn originate(
         "false",
     )?;
     if let Some((header, direction)) = call.additional_header {
-        let (name, value) = header_var(header);
+        let (name, value) = header_var(header)?;
         if direction.caller() {
-            a.put(name, "additional_header", value)?;
+            a.put_value(name, value.clone())?;
         }
         if direction.callee() {
-            b.put(name, "additional_header", value)?;
+            b.put_value(name, value)?;
         }
     }
     let a_leg = a.leg(endpoint(tenant, trunk, "caller", &call.caller)?);
@@ -333,7 +348,11 @@ mod tests {
                 "{needle} on both legs: {text}"
             );
         }
-        assert_eq!(text.matches("alert_info=info=Auto Answer").count(), 1);
+        assert_eq!(
+            text.matches("alert_info=<http://localhost>;info=\"Auto Answer\"")
+                .count(),
+            1
+        );
         let bridge = &text[text.find("&bridge(").unwrap()..];
         assert!(bridge.contains("alert_info"), "{bridge}");
     }

@@ -113,11 +113,11 @@ pub enum AdditionalHeader {
     /// `sip_auto_answer=true`: mod_sofia writes the header with its own
     /// address, and `intercom=true` in the request URI).
     CallInfo,
-    /// `Alert-Info: info=alert-autoanswer;delay=0` (`alert_info`).
+    /// `Alert-Info: <http://localhost>;info=alert-autoanswer;delay=0` (`alert_info`).
     AlertInfoAutoAnswerDelay0,
-    /// `Alert-Info: info=Auto Answer` (`alert_info`).
+    /// `Alert-Info: <http://localhost>;info="Auto Answer"` (`alert_info`).
     AlertInfoAutoAnswer,
-    /// `Alert-Info: info=intercom` (`alert_info`).
+    /// `Alert-Info: <http://localhost>;info=intercom` (`alert_info`).
     AlertInfoIntercom,
 }
 

@@ -229,6 +229,25 @@ impl VarValue {
         check_max(field, &text, VarValue::MAX)?;
         Ok(VarValue(text))
     }
+
+    /// [`VarValue::angle_uri`] followed by `;name="quoted"`: a header
+    /// parameter whose value holds spaces, as SIP's quoted-string (RFC 3261
+    /// §25.1). mod_sofia parses the headers it sends and drops one whose
+    /// parameter value has a bare space. `quoted` obeys the value rules (so it
+    /// holds no `"`); only this constructor writes the double quotes.
+    pub fn angle_uri_quoted_param(
+        field: &'static str,
+        uri: &str,
+        name: &str,
+        quoted: &str,
+    ) -> Result<Self, CommandError> {
+        check_token(field, name)?;
+        check_var_value(field, quoted)?;
+        let VarValue(head) = VarValue::angle_uri(field, uri, "")?;
+        let text = format!("{head};{name}=\"{quoted}\"");
+        check_max(field, &text, VarValue::MAX)?;
+        Ok(VarValue(text))
+    }
 }
 
 fn check_var_name(field: &'static str, text: &str) -> Result<(), CommandError> {
