@@ -17,5 +17,17 @@ need_pkg redis-server redis-server
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 cargo test --locked --all-targets
+
+# The real-switch tier: a real FreeSWITCH with real SIP calls, in a
+# loopback-only network namespace (scripts/real-switch.sh). It runs whenever a
+# launcher is there; under CI with ../shared/freeswitch present it must run.
+fs=${FSGATE_FREESWITCH:-}
+if [ -z "$fs" ] && [ -e ../shared/freeswitch/freeswitch ]; then fs=../shared/freeswitch/freeswitch; fi
+if [ -n "$fs" ]; then
+  echo "test.sh: the real-switch tier RUNS against $fs"
+  FSGATE_FREESWITCH="$fs" scripts/real-switch.sh
+else
+  echo "test.sh: the real-switch tier did NOT run: no FreeSWITCH launcher (set FSGATE_FREESWITCH; see README)"
+fi

@@ -7,7 +7,6 @@
 //! Also `fsgate healthcheck`, the image's HEALTHCHECK command. Docker itself
 //! is not run here; this checks the configuration contract only.
 
-use std::path::Path;
 use std::process::Command;
 
 #[path = "support/compose.rs"]

@@ -10,7 +10,9 @@ use std::path::Path;
 
 /// `KEY=value` lines of `docker/.env.example`.
 pub fn env_example() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/.env.example")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/.env.example"))
+            .unwrap();
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -49,7 +51,9 @@ pub fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// The `environment:` list of `service` in compose.yaml, as written.
 pub fn service_environment(service: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/compose.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/compose.yaml"))
+            .unwrap();
     let mut in_service = false;
     let mut in_env = false;
     let mut env = Vec::new();

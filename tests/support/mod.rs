@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests that need real backing services.
 #![allow(dead_code)]
 
+pub mod compose;
 pub mod receiver;
 pub mod redis;
 pub mod stack;

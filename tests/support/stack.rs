@@ -70,7 +70,9 @@ pub struct Stack {
     clock: SharedClock,
 }
 
-fn tenant(id: &str, prefix: &str, pool: usize, receiver: &Receiver) -> TenantConfig {
+/// Tenant `id` with key `<id>-key`, `pool` masked numbers `+<prefix>00001`…,
+/// control number `+<prefix>09000`, webhooks to `receiver`, the `carrier` trunk.
+pub fn tenant(id: &str, prefix: &str, pool: usize, receiver: &Receiver) -> TenantConfig {
     let mut t: TenantConfig = serde_json::from_value(serde_json::json!({ "id": id })).unwrap();
     t.api_keys_sha256 = vec![fsgate::tenants::hash_key(&format!("{id}-key"))];
     t.masked_numbers = (1..=pool).map(|i| format!("+{prefix}{i:05}")).collect();
