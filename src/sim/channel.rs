@@ -198,6 +198,9 @@ pub struct Channel {
     /// Codec headers present (media negotiated).
     pub has_media: bool,
     pub profile: Profile,
+    /// The caller profile as the channel was created (`show channels`'
+    /// `initial_*` columns).
+    pub initial: Profile,
     /// `Other-Type` and the linked profile.
     pub other: Option<(&'static str, Profile)>,
     #[serde(serialize_with = "ser_cause")]

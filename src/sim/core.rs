@@ -7,7 +7,8 @@
 //!
 //! `Switch` is the in-process API (`SimHandle::switch()`); the ESL `api`
 //! commands (`api.rs`), the dialplan runner (`exec.rs`) and the control API
-//! drive channels only through it. It must not know about sockets or HTTP.
+//! drive channels only through it. Dialing new legs lives in `dial.rs`, the
+//! reporting variables in `report.rs`. It must not know about sockets or HTTP.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,12 +16,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::behaviour::{Behaviours, Reaction};
-use super::bus::{local_stamp, Bus};
+use super::behaviour::Behaviours;
+use super::bus::Bus;
 use super::channel::{Channel, Direction, Profile, RunningApp, Times, Vars};
 use super::dialplan::Dialplan;
 use super::events::{channel_event, ChanEvent, Extra, SessionStats};
-use super::originate::{DialString, Endpoint, Leg};
+use super::report::hangup_vars;
 use super::sofia;
 use crate::esl::HangupCause;
 
@@ -69,11 +70,16 @@ pub(crate) struct State {
     /// B legs that hung up while bridged, finished after A's bridge app.
     dead_partner: HashMap<String, String>,
     /// B legs whose life is run by their A leg's bridge (no driver of their own).
-    bridge_owned: std::collections::HashSet<String>,
+    pub(super) bridge_owned: std::collections::HashSet<String>,
+    /// Bridged B legs that ended the bridge themselves (a BYE): they report
+    /// before A's bridge thread writes their `call_uuid` back (originate-bridge).
+    pub(super) b_ended_bridge: std::collections::HashSet<String>,
+    /// A legs dialing a B leg (`bridge`), so that A's hangup cancels B.
+    pub(super) dialing: HashMap<String, String>,
     /// SIP hangup disposition decided when the hangup started.
     disposition: HashMap<String, Option<&'static str>>,
     serial: u64,
-    since_startup: u64,
+    pub(super) since_startup: u64,
     peak: usize,
     /// Errors a channel ran into (missing application …), for the control API.
     pub errors: HashMap<String, Vec<String>>,
@@ -86,6 +92,8 @@ pub(crate) struct Inner {
     pub dialplan: Option<Arc<Dialplan>>,
     pub http: reqwest::Client,
     pub default_timeout: Duration,
+    /// Gateways (`sofia/gateway/<name>/…`): name to proxy `host:port`.
+    pub gateways: HashMap<String, String>,
     /// Global variables (FreeSWITCH's `vars.xml`): `${name}` falls back to
     /// them when the channel has no such variable.
     pub globals: std::collections::HashMap<String, String>,
@@ -127,11 +135,11 @@ pub enum Flow {
 pub enum Dialed {
     /// Answered: the new leg's uuid.
     Answered(String),
-    /// Failed with a cause.
-    Failed(HangupCause),
+    /// Failed with a cause (and the leg that was tried, if one was created).
+    Failed(HangupCause, Option<String>),
 }
 
-fn new_uuid() -> String {
+pub(super) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -142,6 +150,7 @@ impl Switch {
         dialplan: Option<Arc<Dialplan>>,
         default_timeout: Duration,
         globals: std::collections::HashMap<String, String>,
+        gateways: HashMap<String, String>,
     ) -> Switch {
         Switch(Arc::new(Inner {
             bus,
@@ -150,6 +159,7 @@ impl Switch {
             dialplan,
             http: super::dialplan::curl::client().unwrap_or_default(),
             default_timeout,
+            gateways,
             globals,
         }))
     }
@@ -163,11 +173,11 @@ impl Switch {
         &self.0.bus
     }
 
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         self.0.bus.clock.now_us()
     }
 
-    fn emit(&self, st: &State, uuid: &str, kind: ChanEvent, extra: &Extra<'_>) {
+    pub(super) fn emit(&self, st: &State, uuid: &str, kind: ChanEvent, extra: &Extra<'_>) {
         if let Some(ch) = st.chans.get(uuid) {
             self.0.bus.fire(channel_event(&self.0.bus, ch, kind, extra));
         }
@@ -215,7 +225,7 @@ impl Switch {
         self.lock().chans.get(uuid).is_some_and(|c| !c.hanging_up)
     }
 
-    fn insert(&self, st: &mut State, mut ch: Channel) {
+    pub(super) fn insert(&self, st: &mut State, mut ch: Channel) {
         st.serial += 1;
         st.since_startup += 1;
         ch.serial = st.serial;
@@ -224,7 +234,7 @@ impl Switch {
         st.peak = st.peak.max(st.chans.len());
     }
 
-    fn signal(&self, st: &mut State, uuid: &str, s: Signal) {
+    pub(super) fn signal(&self, st: &mut State, uuid: &str, s: Signal) {
         st.signals.entry(uuid.to_string()).or_default().push_back(s);
         if let Some(n) = st.notify.get(uuid) {
             n.notify_one();
@@ -313,6 +323,7 @@ impl Switch {
                 answer_state: "ringing",
                 hit_dialplan: true,
                 has_media: true,
+                initial: profile.clone(),
                 profile,
                 other: None,
                 hangup_cause: None,
@@ -356,7 +367,7 @@ impl Switch {
         self.answer_locked(&mut st, uuid, between)
     }
 
-    fn answer_locked(
+    pub(super) fn answer_locked(
         &self,
         st: &mut State,
         uuid: &str,
@@ -442,7 +453,7 @@ impl Switch {
         self.hangup_locked(&mut st, uuid, cause, origin)
     }
 
-    fn hangup_locked(
+    pub(super) fn hangup_locked(
         &self,
         st: &mut State,
         uuid: &str,
@@ -466,17 +477,21 @@ impl Switch {
                 ch.vars.put("sip_term_status", "200");
                 ch.vars.put("proto_specific_hangup_cause", "sip:200");
                 ch.vars.put("sip_term_cause", cause.q850().to_string());
-                if partner.is_some() && ch.vars.get("originator").is_none() {
-                    ch.vars.put("last_bridge_role", "originator");
+                if partner.is_some() {
+                    let role = if ch.vars.get("originator").is_none() {
+                        "originator"
+                    } else {
+                        "originatee"
+                    };
+                    ch.vars.put("last_bridge_role", role);
                 }
             }
-            HangupOrigin::Remote => {
-                let code = cause.sip_status();
-                ch.vars.put("sip_term_status", code.to_string());
-                ch.vars
-                    .put("proto_specific_hangup_cause", format!("sip:{code}"));
-                ch.vars.put("sip_term_cause", cause.q850().to_string());
-            }
+            HangupOrigin::Remote => match ch.direction {
+                Direction::Inbound => sofia::inbound_cancelled(ch),
+                Direction::Outbound => {
+                    sofia::outbound_refused(ch, cause.sip_status(), cause.q850())
+                }
+            },
             HangupOrigin::Bridge => {
                 if answered {
                     ch.vars.put("sip_hangup_phrase", "OK");
@@ -484,6 +499,17 @@ impl Switch {
                 ch.vars.put("last_bridge_hangup_cause", cause.name());
                 ch.vars
                     .put("last_bridge_proto_specific_hangup_cause", "sip:200");
+            }
+            // The bridge cancels a leg that is still ringing (route-bridge-cancel).
+            HangupOrigin::Local
+                if !answered
+                    && ch.direction == Direction::Outbound
+                    && ch.vars.get("originator").is_some() =>
+            {
+                ch.vars.put("sip_hangup_phrase", sofia::reason_phrase(487));
+                ch.vars.put("last_bridge_hangup_cause", cause.name());
+                ch.vars
+                    .put("last_bridge_proto_specific_hangup_cause", "sip:487");
             }
             HangupOrigin::Local => {}
         }
@@ -495,9 +521,24 @@ impl Switch {
         };
         st.pending_disposition(uuid, disposition);
         self.emit(st, uuid, ChanEvent::Hangup, &Extra::default());
+        let b_leg = st
+            .chans
+            .get(uuid)
+            .is_some_and(|c| c.vars.get("originator").is_some());
+        if origin == HangupOrigin::Remote && partner.is_some() && b_leg {
+            // B's own thread leaves the bridge (originate-bridge).
+            if let Some(ch) = st.chans.get_mut(uuid) {
+                ch.vars.del("bridge_to");
+            }
+            st.b_ended_bridge.insert(uuid.to_string());
+        }
         self.signal(st, uuid, Signal::Hangup);
         if let Some(p) = partner {
             self.signal(st, &p, Signal::PartnerGone);
+        }
+        // A leg still ringing for this channel is cancelled.
+        if let Some(b) = st.dialing.get(uuid).cloned() {
+            self.signal(st, &b, Signal::Hangup);
         }
         true
     }
@@ -535,8 +576,18 @@ impl Switch {
         ch.state_number = 11;
         ch.callstate = "HANGUP";
         ch.profile.times.hangup = now;
+        // A BYE is recorded before reporting starts; what the switch sends, after.
+        if disposition == Some("recv_bye") && ch.vars.get("sip_hangup_disposition").is_none() {
+            ch.vars.put("sip_hangup_disposition", "recv_bye");
+        }
         hangup_vars(ch, now);
-        if ch.vars.get("originator").is_some() {
+        // A B leg that was bridged (only then) reports under its own uuid,
+        // which A's bridge thread writes when the bridge ends: before B
+        // reports if A ended it, after (see destroy) if B did.
+        if ch.vars.get("originator").is_some()
+            && ch.bridged_us != 0
+            && !st.b_ended_bridge.contains(uuid)
+        {
             if let Some(c) = ch.vars.get("last_bridge_hangup_cause").map(str::to_string) {
                 ch.vars.put("bridge_hangup_cause", c);
             }
@@ -549,27 +600,33 @@ impl Switch {
                 (false, Direction::Inbound) => "send_refuse",
                 (false, Direction::Outbound) => "send_cancel",
             });
-            if d == "send_refuse" {
-                let cause = ch.hangup_cause.unwrap_or(HangupCause::NORMAL_CLEARING);
-                let code = cause.sip_status();
-                ch.vars.put("sip_term_status", code.to_string());
-                ch.vars
-                    .put("proto_specific_hangup_cause", format!("sip:{code}"));
-            }
+            // A refused inbound call records no sip_term_status (route-reject).
             ch.vars.put("sip_hangup_disposition", d);
+            // The far end's 487 to our CANCEL (route-bridge-cancel).
+            if d == "send_cancel" {
+                ch.vars.put("sip_invite_failure_status", "487");
+                ch.vars.put("sip_invite_failure_phrase", "CANCEL");
+            }
         }
-        let talk_ms = if answered {
-            (now - ch.profile.times.answered) / 1000
-        } else {
-            0
-        };
-        sofia::rtp_stats(ch, talk_ms);
+        // RTP statistics exist only where media flowed (answered or early media).
+        if answered || ch.profile.times.progress_media != 0 {
+            let talk_ms = if answered {
+                (now - ch.profile.times.answered) / 1000
+            } else {
+                0
+            };
+            sofia::rtp_stats(ch, talk_ms);
+        }
         self.emit(st, uuid, ChanEvent::HangupComplete, &Extra::default());
     }
 
     fn destroy_locked(&self, st: &mut State, uuid: &str) {
+        let b_ended = st.b_ended_bridge.remove(uuid);
         if let Some(ch) = st.chans.get_mut(uuid) {
             ch.state_number = 12;
+            if b_ended {
+                ch.vars.put("call_uuid", ch.uuid.clone());
+            }
         } else {
             return;
         }
@@ -582,6 +639,14 @@ impl Switch {
     }
 
     // ----- applications ---------------------------------------------------
+
+    /// The dialplan hunt starts (CS_ROUTING): `call_uuid` is set again.
+    pub fn enter_routing(&self, uuid: &str) {
+        self.with_channel(uuid, |ch| {
+            let cu = ch.call_uuid();
+            ch.vars.put("call_uuid", cu);
+        });
+    }
 
     /// Enters CS_EXECUTE (start of an extension's application list).
     pub fn enter_execute(&self, uuid: &str) {
@@ -608,7 +673,11 @@ impl Switch {
         ch.vars.set("current_application_data", Some(data));
         ch.vars.del("current_application_response");
         ch.current_app = Some(app.clone());
-        ch.state_number = if ch.hanging_up { 10 } else { 4 };
+        ch.state_number = match (ch.hanging_up, ch.running_state) {
+            (true, _) => 10,
+            (false, "CS_ROUTING") => 2,
+            _ => 4,
+        };
         let a = app.clone();
         self.emit(
             &st,
@@ -775,344 +844,6 @@ impl Switch {
         self.lock().chans.get(uuid).and_then(|c| c.partner.clone())
     }
 
-    // ----- dialing -----------------------------------------------------------
-
-    /// Dials one far end. `a` is the originating channel (bridge) if any.
-    /// Fires CREATE/PROGRESS/ANSWER (or the failure events) of the new leg.
-    pub async fn dial(
-        &self,
-        a: Option<&str>,
-        leg: &Leg,
-        global: &[(String, String)],
-        cid: (Option<String>, Option<String>),
-        timeout: Duration,
-    ) -> Dialed {
-        let endpoint = Endpoint::parse(&leg.endpoint);
-        let (user, host, port) = match &endpoint {
-            Endpoint::Error(c) => {
-                return Dialed::Failed(
-                    HangupCause::from_name_ignore_case(c).unwrap_or(HangupCause::NORMAL_CLEARING),
-                )
-            }
-            Endpoint::Sofia {
-                user, host, port, ..
-            } => (user.clone(), host.clone(), *port),
-            Endpoint::Other { dest } => (dest.clone(), "127.0.0.1".to_string(), 5060),
-        };
-        let reaction = self
-            .0
-            .behaviours
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reaction(&leg.endpoint, endpoint.dest());
-        let vars: Vec<(String, String)> = global.iter().chain(leg.vars.iter()).cloned().collect();
-        let b = match self.create_outbound(a, &leg.endpoint, &user, &host, port, &vars, cid) {
-            Some(b) => b,
-            None => return Dialed::Failed(HangupCause::ORIGINATOR_CANCEL),
-        };
-        let timeout = vars
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "leg_timeout" || k == "originate_timeout" || k == "call_timeout")
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-            .map(Duration::from_secs)
-            .unwrap_or(timeout);
-        match reaction {
-            Reaction::Reject(cause) => {
-                {
-                    let mut st = self.lock();
-                    self.hangup_locked(&mut st, &b, cause, HangupOrigin::Remote);
-                }
-                self.finish(&b);
-                Dialed::Failed(cause)
-            }
-            Reaction::NoAnswer => {
-                self.outbound_ringing(a, &b);
-                let sig = self.wait_signal(&b, Some(timeout)).await;
-                let cause = if sig.is_some() {
-                    HangupCause::ORIGINATOR_CANCEL
-                } else {
-                    HangupCause::NO_ANSWER
-                };
-                self.hangup(&b, cause, HangupOrigin::Local);
-                self.finish(&b);
-                Dialed::Failed(cause)
-            }
-            Reaction::Answer(delay) => {
-                self.outbound_ringing(a, &b);
-                if delay > timeout {
-                    let sig = self.wait_signal(&b, Some(timeout)).await;
-                    let cause = if sig.is_some() {
-                        HangupCause::ORIGINATOR_CANCEL
-                    } else {
-                        HangupCause::NO_ANSWER
-                    };
-                    self.hangup(&b, cause, HangupOrigin::Local);
-                    self.finish(&b);
-                    return Dialed::Failed(cause);
-                }
-                if !delay.is_zero() {
-                    if let Some(a) = a {
-                        self.a_leg_ringing(a, &b);
-                    }
-                    if self.wait_signal(&b, Some(delay)).await.is_some() {
-                        self.hangup(&b, HangupCause::ORIGINATOR_CANCEL, HangupOrigin::Local);
-                        self.finish(&b);
-                        return Dialed::Failed(HangupCause::ORIGINATOR_CANCEL);
-                    }
-                }
-                if let Some(a) = a {
-                    if self.channel(a).is_none_or(|c| c.hanging_up) {
-                        self.hangup(&b, HangupCause::ORIGINATOR_CANCEL, HangupOrigin::Local);
-                        self.finish(&b);
-                        return Dialed::Failed(HangupCause::ORIGINATOR_CANCEL);
-                    }
-                }
-                self.outbound_answer(&b);
-                Dialed::Answered(b)
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create_outbound(
-        &self,
-        a: Option<&str>,
-        endpoint: &str,
-        user: &str,
-        host: &str,
-        port: u16,
-        vars: &[(String, String)],
-        cid: (Option<String>, Option<String>),
-    ) -> Option<String> {
-        let now = self.now();
-        let mut st = self.lock();
-        let a_ch = match a {
-            Some(a) => Some(st.chans.get(a)?.clone()),
-            None => None,
-        };
-        let var = |k: &str| {
-            vars.iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-        };
-        let mut uuid = var("origination_uuid").unwrap_or_else(new_uuid);
-        if st.chans.contains_key(&uuid) {
-            tracing::error!(uuid, "origination_uuid already in use, using a random uuid");
-            uuid = new_uuid();
-        }
-        // sofia url-escapes the user part in the channel name, destination
-        // number and request URI ("+1555…" becomes "%2B1555…").
-        let esc_user = crate::esl::urlenc::encode_str(user).into_owned();
-        let (name, dest_url) = match Endpoint::parse(endpoint) {
-            Endpoint::Sofia {
-                profile,
-                host,
-                port,
-                ..
-            } if !endpoint.starts_with("sofia/gateway/") => {
-                let hp = if endpoint.contains(&format!(":{port}")) {
-                    format!("{host}:{port}")
-                } else {
-                    host.clone()
-                };
-                (
-                    format!("sofia/{profile}/{esc_user}@{hp}"),
-                    format!("{esc_user}@{hp}"),
-                )
-            }
-            _ => {
-                let name = endpoint.replace("sip:", "");
-                let dest = name.splitn(3, '/').nth(2).unwrap_or(&name).to_string();
-                (name, dest)
-            }
-        };
-        let (cid_name, cid_num) = match &a_ch {
-            Some(a) => (
-                var("origination_caller_id_name").unwrap_or(a.profile.caller_id_name.clone()),
-                var("origination_caller_id_number").unwrap_or(a.profile.caller_id_number.clone()),
-            ),
-            None => (
-                var("origination_caller_id_name")
-                    .or(cid.0)
-                    .unwrap_or_default(),
-                var("origination_caller_id_number")
-                    .or(cid.1)
-                    .unwrap_or_else(|| "0000000000".to_string()),
-            ),
-        };
-        let mut profile = Profile {
-            direction: "outbound".into(),
-            logical_direction: "outbound".into(),
-            caller_id_name: cid_name.clone(),
-            caller_id_number: cid_num.clone(),
-            orig_caller_id_name: cid_name.clone(),
-            orig_caller_id_number: cid_num.clone(),
-            callee_id_name: "Outbound Call".into(),
-            callee_id_number: user.to_string(),
-            ani: cid_num.clone(),
-            destination_number: esc_user.clone(),
-            uuid: uuid.clone(),
-            source: "src/switch_ivr_originate.c".into(),
-            context: "default".into(),
-            channel_name: name.clone(),
-            profile_index: Some(1),
-            times: Times {
-                profile_created: now,
-                created: now,
-                ..Times::default()
-            },
-            ..Profile::default()
-        };
-        let mut other = None;
-        if let Some(a) = &a_ch {
-            profile.username = a.profile.username.clone();
-            profile.dialplan = a.profile.dialplan.clone();
-            profile.network_addr = a.profile.network_addr.clone();
-            profile.ani = a.profile.ani.clone();
-            profile.source = "mod_sofia".into();
-            profile.context = a.profile.context.clone();
-            let mut op = a.profile.clone();
-            op.profile_index = None;
-            op.times = Times::default();
-            op.callee_id_name.clear();
-            op.callee_id_number.clear();
-            other = Some(("originator", op));
-        }
-        let session_id = st.since_startup + 1;
-        let mut ch = Channel {
-            uuid: uuid.clone(),
-            name: name.clone(),
-            direction: Direction::Outbound,
-            running_state: "CS_INIT",
-            state_number: 2,
-            callstate: "DOWN",
-            answer_state: "ringing",
-            hit_dialplan: false,
-            has_media: false,
-            profile,
-            other,
-            hangup_cause: None,
-            vars: Vars::default(),
-            current_app: None,
-            partner: None,
-            hanging_up: false,
-            created_us: now,
-            sip: sofia::new_peer(user, host, port, false),
-            serial: 0,
-            progressed: false,
-            bridged_us: 0,
-            last_app: None,
-        };
-        let bridged = a_ch.is_some();
-        ch.vars.put("direction", "outbound");
-        ch.vars.put("is_outbound", "true");
-        ch.vars.put("uuid", &uuid);
-        if !bridged {
-            ch.vars.put("call_uuid", &uuid);
-        }
-        ch.vars.put("session_id", session_id.to_string());
-        sofia::outbound_create_head(&mut ch, bridged, &dest_url);
-        for (k, v) in vars {
-            ch.vars.put(k, v);
-        }
-        if let Some(a) = &a_ch {
-            let fwd = a
-                .vars
-                .get("max_forwards")
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(70)
-                - 1;
-            ch.vars.put("max_forwards", fwd.to_string());
-            ch.vars.put("originator_codec", "PCMU@8000h@20i");
-            ch.vars.put("originator", &a.uuid);
-            ch.vars.put("signal_bond", &a.uuid);
-            if let Some(sdp) = a.vars.get("switch_r_sdp") {
-                ch.vars.put("switch_m_sdp", sdp);
-            }
-            ch.vars.put("call_uuid", a.call_uuid());
-        }
-        ch.vars.put("originate_early_media", "true");
-        if let Some(a) = &a_ch {
-            ch.vars.put("originating_leg_uuid", &a.uuid);
-        }
-        sofia::outbound_create_tail(&mut ch, bridged, &dest_url);
-        self.insert(&mut st, ch);
-        if bridged {
-            st.bridge_owned.insert(uuid.clone());
-        }
-        self.emit(&st, &uuid, ChanEvent::Create, &Extra::default());
-        Some(uuid)
-    }
-
-    fn outbound_ringing(&self, _a: Option<&str>, b: &str) {
-        let now = self.now();
-        let mut st = self.lock();
-        let Some(ch) = st.chans.get_mut(b) else {
-            return;
-        };
-        sofia::outbound_ringing(ch);
-        ch.running_state = "CS_CONSUME_MEDIA";
-        ch.state_number = 7;
-        ch.progressed = true;
-        ch.profile.network_addr = ch.sip.host.clone();
-        ch.profile.times.progress = now;
-        if let Some((_, o)) = ch.other.as_mut() {
-            o.times.progress = now;
-        }
-        self.emit(&st, b, ChanEvent::Progress, &Extra::default());
-        if let Some(ch) = st.chans.get_mut(b) {
-            ch.callstate = "RINGING";
-        }
-    }
-
-    fn outbound_answer(&self, b: &str) {
-        let now = self.now();
-        let mut st = self.lock();
-        let Some(ch) = st.chans.get_mut(b) else {
-            return;
-        };
-        sofia::outbound_answer(ch);
-        ch.has_media = true;
-        ch.answer_state = "answered";
-        ch.profile.times.answered = now;
-        self.emit(&st, b, ChanEvent::Answer, &Extra::default());
-        if let Some(ch) = st.chans.get_mut(b) {
-            ch.callstate = "ACTIVE";
-            ch.vars.put("endpoint_disposition", "ANSWER");
-        }
-    }
-
-    /// The A leg learns that B rings (CHANNEL_PROGRESS on A).
-    pub fn a_leg_ringing(&self, a: &str, b: &str) {
-        let Some(bch) = self.channel(b) else {
-            return;
-        };
-        let a_tag = self.channel(a).map(|c| c.sip.to_tag).unwrap_or_default();
-        let mut ops: Vec<(&str, Option<String>)> = vec![
-            ("originate_disposition", Some("failure".into())),
-            ("DIALSTATUS", Some("INVALIDARGS".into())),
-            ("originate_signal_bond", Some(b.to_string())),
-            (
-                "originated_legs",
-                Some(format!(
-                    "{b};{};{}",
-                    bch.profile.callee_id_name, bch.profile.callee_id_number
-                )),
-            ),
-        ];
-        if bch.answered() {
-            ops.extend(media_ops(&bch));
-        }
-        ops.push(("sip_to_tag", Some(a_tag)));
-        self.ring_ready(
-            a,
-            Some((&bch.profile.callee_id_name, &bch.profile.callee_id_number)),
-            &ops,
-        );
-    }
-
     /// Bridges answered legs A and B (CHANNEL_BRIDGE on A).
     pub fn bridge(&self, a: &str, b: &str) -> bool {
         let now = self.now();
@@ -1163,14 +894,15 @@ impl Switch {
         }
         if let Some(ch) = st.chans.get_mut(b) {
             ch.vars.put("call_uuid", ach.call_uuid());
+            ch.vars.put("bridge_to", a);
             ch.vars.put("last_bridge_to", a);
             ch.vars.put("bridge_channel", &ach.name);
             ch.vars.put("bridge_uuid", a);
             ch.vars.put("signal_bond", a);
             ch.vars
-                .put("last_sent_callee_id_name", &ach.profile.caller_id_name);
+                .put("last_sent_callee_id_name", &bch.profile.caller_id_name);
             ch.vars
-                .put("last_sent_callee_id_number", &ach.profile.caller_id_number);
+                .put("last_sent_callee_id_number", &bch.profile.caller_id_number);
         }
         true
     }
@@ -1186,8 +918,12 @@ impl Switch {
             .and_then(|c| c.hangup_cause)
             .or_else(|| st.chans.get(b).and_then(|c| c.hangup_cause))
             .unwrap_or(HangupCause::NORMAL_CLEARING);
+        let b_ch = st.chans.get(b).cloned();
         match how {
             BridgeEnd::AHungUp => {
+                if let Some(ch) = st.chans.get_mut(b) {
+                    ch.vars.del("bridge_to");
+                }
                 self.hangup_locked(&mut st, b, cause, HangupOrigin::Bridge);
                 st.linked_finish.insert(a.to_string(), b.to_string());
             }
@@ -1203,6 +939,19 @@ impl Switch {
             ch.vars.del("bridge_to");
             if a_remote {
                 ch.vars.put("sip_hangup_disposition", "recv_bye");
+            }
+            // B ended the call: A records how (originate-bridge).
+            if let (BridgeEnd::BHungUp, Some(bch)) = (how, &b_ch) {
+                if bch.answered() {
+                    ch.vars.put("sip_hangup_phrase", sofia::reason_phrase(200));
+                }
+                ch.vars.put("last_bridge_hangup_cause", cause.name());
+                ch.vars.put(
+                    "last_bridge_proto_specific_hangup_cause",
+                    bch.vars
+                        .get("proto_specific_hangup_cause")
+                        .unwrap_or("sip:200"),
+                );
             }
             ch.vars.put("bridge_hangup_cause", cause.name());
             ch.partner = None;
@@ -1223,35 +972,6 @@ impl Switch {
                 ..Extra::default()
             },
         );
-    }
-
-    /// Sets the variables of a bridge's originate result on A.
-    pub fn originate_result_vars(&self, a: &str, b: Option<&str>, cause: Option<HangupCause>) {
-        let mut st = self.lock();
-        if let Some(ch) = st.chans.get_mut(a) {
-            match (b, cause) {
-                (Some(b), _) => {
-                    ch.vars.del("originate_signal_bond");
-                    ch.vars.put("originate_disposition", "SUCCESS");
-                    ch.vars.put("DIALSTATUS", "SUCCESS");
-                    ch.vars.put("originate_causes", format!("{b};NONE"));
-                    ch.vars.put("signal_bond", b);
-                }
-                (None, Some(c)) => {
-                    ch.vars.put("originate_disposition", c.name());
-                    ch.vars.put(
-                        "DIALSTATUS",
-                        match c {
-                            HangupCause::USER_BUSY => "BUSY",
-                            HangupCause::NO_ANSWER | HangupCause::NO_USER_RESPONSE => "NOANSWER",
-                            _ => "CHANUNAVAIL",
-                        },
-                    );
-                    ch.vars.put("originate_causes", c.name());
-                }
-                _ => {}
-            }
-        }
     }
 
     /// Originate-without-A-leg: after answer FreeSWITCH flips the caller ID.
@@ -1284,31 +1004,6 @@ impl Switch {
     pub fn default_timeout(&self) -> Duration {
         self.0.default_timeout
     }
-
-    /// Parses a dial string and dials its legs in failover order, first leg
-    /// of each group; returns the answered leg or the last failure.
-    pub async fn dial_string(
-        &self,
-        a: Option<&str>,
-        ds: &DialString,
-        cid: (Option<String>, Option<String>),
-        timeout: Duration,
-    ) -> Dialed {
-        let mut last = Dialed::Failed(HangupCause::NORMAL_TEMPORARY_FAILURE);
-        for group in &ds.groups {
-            let Some(leg) = group.first() else { continue };
-            match Box::pin(self.dial(a, leg, &ds.global, cid.clone(), timeout)).await {
-                Dialed::Answered(b) => return Dialed::Answered(b),
-                f => last = f,
-            }
-            if let Some(a) = a {
-                if self.channel(a).is_none_or(|c| c.hanging_up) {
-                    break;
-                }
-            }
-        }
-        last
-    }
 }
 
 impl State {
@@ -1325,90 +1020,4 @@ pub fn media_ops(b: &Channel) -> Vec<(&'static str, Option<String>)> {
         ("text_media_flow", Some("inactive".into())),
         ("audio_media_flow", Some("sendrecv".into())),
     ]
-}
-
-/// The variables FreeSWITCH computes at reporting time, in its order.
-fn hangup_vars(ch: &mut Channel, end: i64) {
-    let t = ch.profile.times;
-    let cause = ch.hangup_cause.unwrap_or(HangupCause::NORMAL_CLEARING);
-    let start = ch.created_us;
-    let v = &mut ch.vars;
-    v.put("hangup_cause", cause.name());
-    v.put("hangup_cause_q850", cause.q850().to_string());
-    v.put("digits_dialed", "none");
-    v.put("start_stamp", local_stamp(start));
-    v.put("profile_start_stamp", local_stamp(t.profile_created));
-    if t.answered != 0 {
-        v.put("answer_stamp", local_stamp(t.answered));
-    }
-    if ch.bridged_us != 0 {
-        v.put("bridge_stamp", local_stamp(ch.bridged_us));
-    }
-    if t.progress != 0 {
-        v.put("progress_stamp", local_stamp(t.progress));
-    }
-    if t.progress_media != 0 {
-        v.put("progress_media_stamp", local_stamp(t.progress_media));
-    }
-    v.put("end_stamp", local_stamp(end));
-    let pair = |v: &mut Vars, n: &str, us: i64| {
-        v.put(&format!("{n}_epoch"), (us / 1_000_000).to_string());
-        v.put(&format!("{n}_uepoch"), us.to_string());
-    };
-    pair(v, "start", start);
-    pair(v, "profile_start", t.profile_created);
-    pair(v, "answer", t.answered);
-    pair(v, "bridge", ch.bridged_us);
-    pair(v, "last_hold", 0);
-    v.put("hold_accum_seconds", "0");
-    v.put("hold_accum_usec", "0");
-    v.put("hold_accum_ms", "0");
-    pair(v, "resurrect", 0);
-    pair(v, "progress", t.progress);
-    pair(v, "progress_media", t.progress_media);
-    pair(v, "end", end);
-    if let Some((app, arg)) = &ch.last_app {
-        v.put("last_app", app);
-        if !arg.is_empty() {
-            v.put("last_arg", arg);
-        }
-    }
-    v.put(
-        "caller_id",
-        format!(
-            "\"{}\" <{}>",
-            ch.profile.caller_id_name, ch.profile.caller_id_number
-        ),
-    );
-    let since = |from: i64| if from == 0 { 0 } else { end - from };
-    let diff = |a: i64, b: i64| if a == 0 || b == 0 { 0 } else { a - b };
-    let spans = [
-        ("duration", end - start),
-        ("billsec", since(t.answered)),
-        ("progresssec", diff(t.progress, start)),
-        ("answersec", diff(t.answered, start)),
-        ("waitsec", diff(ch.bridged_us, start)),
-        ("progress_mediasec", diff(t.progress_media, start)),
-        ("flow_billsec", end - start),
-    ];
-    let name = |n: &str, unit: &str| match n {
-        "duration" => format!("{unit}duration"),
-        other => format!("{}{unit}sec", other.trim_end_matches("sec")),
-    };
-    for (n, us) in spans {
-        let secs = if n == "duration" || n == "flow_billsec" {
-            end / 1_000_000 - start / 1_000_000
-        } else if n == "billsec" && t.answered != 0 {
-            end / 1_000_000 - t.answered / 1_000_000
-        } else {
-            us / 1_000_000
-        };
-        v.put(n, secs.to_string());
-    }
-    for (n, us) in spans {
-        v.put(&name(n, "m"), (us / 1000).to_string());
-    }
-    for (n, us) in spans {
-        v.put(&name(n, "u"), us.to_string());
-    }
 }

@@ -30,6 +30,21 @@ struct View {
     ch: Channel,
     sets: Vec<(String, Option<String>)>,
     globals: Switch,
+    /// The inline application running (between its EXECUTE and EXECUTE_COMPLETE).
+    inline: Option<RunningApp>,
+}
+
+impl View {
+    /// Writes the sets so far to the channel and reads it back, so that an
+    /// event fired now shows them.
+    fn flush(&mut self) {
+        let uuid = self.ch.uuid.clone();
+        self.globals.apply_sets(&uuid, &self.sets);
+        self.sets.clear();
+        if let Some(ch) = self.globals.channel(&uuid) {
+            self.ch = ch;
+        }
+    }
 }
 
 impl ChannelVars for View {
@@ -71,6 +86,22 @@ impl ChannelVars for View {
     fn set_variable(&mut self, name: &str, value: Option<String>) {
         self.sets.push((name.to_string(), value));
     }
+
+    fn inline_started(&mut self, application: &str, data: &str) {
+        self.flush();
+        let uuid = self.ch.uuid.clone();
+        self.inline = self.globals.app_start(&uuid, application, data);
+        self.flush();
+    }
+
+    fn inline_completed(&mut self) {
+        self.flush();
+        if let Some(app) = self.inline.take() {
+            let uuid = self.ch.uuid.clone();
+            self.globals.app_complete(&uuid, &app);
+            self.flush();
+        }
+    }
 }
 
 impl Switch {
@@ -79,6 +110,7 @@ impl Switch {
             ch,
             sets: Vec::new(),
             globals: self.clone(),
+            inline: None,
         })
     }
 
@@ -143,6 +175,7 @@ impl Switch {
             );
             return None;
         };
+        self.enter_routing(uuid);
         let mut view = self.view(uuid)?;
         let context = view.ch.profile.context.clone();
         let res = dp.hunt(&context, &mut view, &self.0.http).await;
@@ -327,7 +360,7 @@ impl Switch {
             Ok(ds) => ds,
             Err(e) => {
                 self.record_error(a, format!("bridge: {e}"));
-                self.originate_result_vars(a, None, Some(HangupCause::INVALID_NUMBER_FORMAT));
+                self.originate_failed_vars(a, None, HangupCause::INVALID_NUMBER_FORMAT);
                 return self.bridge_failed(a, HangupCause::INVALID_NUMBER_FORMAT);
             }
         };
@@ -338,11 +371,11 @@ impl Switch {
             .unwrap_or(self.default_timeout());
         let b = match Box::pin(self.dial_string(Some(a), &ds, (None, None), timeout)).await {
             Dialed::Answered(b) => b,
-            Dialed::Failed(cause) => {
+            Dialed::Failed(cause, tried) => {
+                self.originate_failed_vars(a, tried.as_deref(), cause);
                 if self.hanging_up(a) {
                     return Flow::Stop;
                 }
-                self.originate_result_vars(a, None, Some(cause));
                 return self.bridge_failed(a, cause);
             }
         };
@@ -372,7 +405,7 @@ impl Switch {
         ];
         let answered_before = self.channel(a).is_some_and(|c| c.answered());
         if answered_before {
-            self.originate_result_vars(a, Some(&b), None);
+            self.originate_succeeded_vars(a, &b);
         } else {
             self.answer(a, &between);
         }

@@ -2,7 +2,7 @@
 //! real Event Socket protocol on TCP, with channels that ring, answer, park,
 //! run the XML dialplan, bridge, transfer and hang up, emitting the events of
 //! the real switch in the same order and shape (held to the recordings in
-//! `shared/esl/captures/`), plus an HTTP control API for the outside world
+//! `tests/fixtures/captures/`), plus an HTTP control API for the outside world
 //! (callers, far ends, faults).
 //!
 //! It must never grow into a telephony engine: there is no media and no SIP,
@@ -17,12 +17,15 @@ pub mod bus;
 pub mod channel;
 pub mod control;
 pub mod core;
+pub mod dial;
 pub mod dialplan;
 pub mod events;
 pub mod exec;
 pub mod faults;
 pub mod originate;
+pub mod report;
 pub mod server;
+pub mod show;
 pub mod sofia;
 pub mod subs;
 pub mod wire;
@@ -68,6 +71,11 @@ pub struct SimConfig {
     pub queue_len: usize,
     /// Global variables, as `vars.xml` sets them (`fsgate_url`, say).
     pub globals: Vec<(String, String)>,
+    /// SIP gateways (`sofia/gateway/<name>/<number>`): name and proxy
+    /// `host:port`. Default: the project's `carrier` at 127.0.0.1:5090
+    /// (freeswitch-conf/vars.fsgate.xml `fsgate_carrier_proxy`). A gateway
+    /// not listed is taken to be host `<name>`, port 5060.
+    pub gateways: Vec<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +93,7 @@ impl Default for SimConfig {
             behaviours: Vec::new(),
             queue_len: 100_000,
             globals: Vec::new(),
+            gateways: vec![("carrier".into(), "127.0.0.1:5090".into())],
         }
     }
 }
@@ -195,6 +204,7 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         dialplan,
         cfg.originate_timeout,
         cfg.globals.iter().cloned().collect(),
+        cfg.gateways.iter().cloned().collect(),
     );
     let faults = Arc::new(Faults::default());
     let listener = TcpListener::bind(cfg.listen)

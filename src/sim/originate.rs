@@ -233,13 +233,15 @@ pub fn parse_dial_string(s: &str) -> Result<DialString, DialError> {
 /// What an endpoint string names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `sofia/<profile>/<user>@<host>[:port]` or `sofia/gateway/<gw>/<number>`.
+    /// `sofia/<profile>/<user>@<host>[:port]`.
     Sofia {
         profile: String,
         user: String,
         host: String,
         port: u16,
     },
+    /// `sofia/gateway/<gateway>/<number>`: through a configured gateway.
+    Gateway { gateway: String, user: String },
     /// `error/<cause>`: fails at once with that cause.
     Error(String),
     /// `loopback/<exten>[/<context>]`, `user/<x>` and others: a generic far end.
@@ -256,11 +258,9 @@ impl Endpoint {
         match tech {
             "sofia" if a == "gateway" => {
                 let (gw, number) = b.split_once('/').unwrap_or((b, ""));
-                Endpoint::Sofia {
-                    profile: "external".into(),
+                Endpoint::Gateway {
+                    gateway: gw.to_string(),
                     user: number.to_string(),
-                    host: gw.to_string(),
-                    port: 5060,
                 }
             }
             "sofia" => {
@@ -288,7 +288,7 @@ impl Endpoint {
     /// The destination number / user part.
     pub fn dest(&self) -> &str {
         match self {
-            Endpoint::Sofia { user, .. } => user,
+            Endpoint::Sofia { user, .. } | Endpoint::Gateway { user, .. } => user,
             Endpoint::Error(c) => c,
             Endpoint::Other { dest } => dest,
         }
@@ -446,6 +446,13 @@ mod tests {
             }
         );
         assert_eq!(Endpoint::parse("sofia/gateway/carrier/123").dest(), "123");
+        assert_eq!(
+            Endpoint::parse("sofia/gateway/carrier/+15557770002"),
+            Endpoint::Gateway {
+                gateway: "carrier".into(),
+                user: "+15557770002".into()
+            }
+        );
         assert_eq!(
             Endpoint::parse("error/USER_BUSY"),
             Endpoint::Error("USER_BUSY".into())

@@ -82,7 +82,11 @@ pub fn inbound_create(ch: &mut Channel, to: &str, created_us: i64) {
     v.put("sip_received_ip", &p.host);
     v.put("sip_received_port", p.port.to_string());
     v.put("sip_via_protocol", "udp");
-    v.put("sip_from_user_stripped", &from);
+    // sofia drops a leading '+' (and nothing else).
+    v.put(
+        "sip_from_user_stripped",
+        from.strip_prefix('+').unwrap_or(&from),
+    );
     v.put("sip_from_tag", &p.from_tag);
     v.put("sofia_profile_name", "external");
     v.put("sofia_profile_url", "sip:mod_sofia@127.0.0.1:5080");
@@ -193,10 +197,26 @@ pub fn inbound_ack(ch: &mut Channel) {
 }
 
 /// Sofia's part of a new outbound leg (before the INVITE is sent).
-pub fn outbound_create_head(ch: &mut Channel, bridged: bool, dest_url: &str) {
+/// `gateway`: the leg goes through this gateway (`sofia/gateway/<name>/…`).
+pub fn outbound_create_head(
+    ch: &mut Channel,
+    bridged: bool,
+    gateway: Option<&str>,
+    dest_url: &str,
+) {
     let v = &mut ch.vars;
+    if let Some(gw) = gateway {
+        v.put("sip_gateway_name", gw);
+    }
     v.put("sip_local_network_addr", PROFILE_HOST);
-    v.put("sip_profile_name", "external");
+    v.put(
+        "sip_profile_name",
+        if gateway.is_some() {
+            "gateway"
+        } else {
+            "external"
+        },
+    );
     if !bridged {
         v.put("video_media_flow", "disabled");
     }
@@ -206,7 +226,12 @@ pub fn outbound_create_head(ch: &mut Channel, bridged: bool, dest_url: &str) {
 }
 
 /// The rest of a new outbound leg's variables (media offer, request URI).
-pub fn outbound_create_tail(ch: &mut Channel, bridged: bool, dest_url: &str) {
+pub fn outbound_create_tail(
+    ch: &mut Channel,
+    bridged: bool,
+    gateway: Option<&str>,
+    dest_url: &str,
+) {
     let p = ch.sip.clone();
     let v = &mut ch.vars;
     v.put("originate_endpoint", "sofia");
@@ -228,7 +253,12 @@ pub fn outbound_create_tail(ch: &mut Channel, bridged: bool, dest_url: &str) {
     v.put("rtp_local_sdp_str", sdp_local(p.local_media_port));
     v.put(
         "sip_outgoing_contact_uri",
-        format!("<sip:mod_sofia@{PROFILE_HOST}:{PROFILE_PORT}>"),
+        match gateway {
+            Some(gw) => {
+                format!("<sip:gw+{gw}@{PROFILE_HOST}:{PROFILE_PORT};transport=udp;gw={gw}>")
+            }
+            None => format!("<sip:mod_sofia@{PROFILE_HOST}:{PROFILE_PORT}>"),
+        },
     );
     v.put("sip_req_uri", dest_url);
     v.put("sip_to_host", format!("{}:{}", p.host, p.port));
@@ -318,6 +348,64 @@ pub fn outbound_answer(ch: &mut Channel) {
     v.put("rtp_use_ssrc", p.ssrc.to_string());
     v.put("remote_media_ip", &p.host);
     v.put("remote_media_port", p.remote_media_port.to_string());
+}
+
+/// A final error response (4xx-6xx) to the INVITE of an outbound leg: what
+/// sofia records before the hangup event (route-bridge-busy: 486).
+pub fn outbound_refused(ch: &mut Channel, code: u16, q850: u16) {
+    let p = ch.sip.clone();
+    let v = &mut ch.vars;
+    v.put("sip_call_id", &p.call_id);
+    v.put("sip_local_network_addr", PROFILE_HOST);
+    v.put("sip_reply_host", &p.host);
+    v.put("sip_reply_port", p.port.to_string());
+    v.put("sip_network_ip", &p.host);
+    v.put("sip_network_port", p.port.to_string());
+    v.put("sip_hangup_disposition", "recv_refuse");
+    v.put("sip_invite_failure_status", code.to_string());
+    v.put("sip_invite_failure_phrase", reason_phrase(code));
+    v.put("sip_term_status", code.to_string());
+    v.put("proto_specific_hangup_cause", format!("sip:{code}"));
+    v.put("sip_term_cause", q850.to_string());
+}
+
+/// A CANCEL received on an unanswered inbound leg (route-bridge-cancel):
+/// sofia answers 487 and records it, with the raw 487 as `sip_term_cause`.
+pub fn inbound_cancelled(ch: &mut Channel) {
+    let v = &mut ch.vars;
+    v.put("sip_hangup_disposition", "recv_cancel");
+    v.put("sip_invite_failure_status", "487");
+    v.put("sip_invite_failure_phrase", "CANCEL");
+    v.put("sip_term_status", "487");
+    v.put("proto_specific_hangup_cause", "sip:487");
+    v.put("sip_term_cause", "487");
+}
+
+/// The reason phrase sofia-sip uses for a status code.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        410 => "Gone",
+        480 => "Temporarily Unavailable",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Unknown",
+    }
 }
 
 /// RTP statistics written at hangup.

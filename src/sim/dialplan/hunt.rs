@@ -356,6 +356,7 @@ async fn run_inline<C: ChannelVars + Send + ?Sized>(
     let expanded = expand(data, &*chan);
     tracing::debug!(extension = %ext.name, application, data = %expanded, "dialplan: inline action");
     let app = App::parse(application, &expanded)?;
+    chan.inline_started(application, &expanded);
     match &app {
         App::Curl(req) => {
             let (timeout, connect_timeout) = curl::timeouts(&*chan);
@@ -367,6 +368,7 @@ async fn run_inline<C: ChannelVars + Send + ?Sized>(
             apply_variable_app(other, chan);
         }
     }
+    chan.inline_completed();
     Ok(())
 }
 

@@ -69,6 +69,16 @@ pub trait ChannelVars {
     /// already applied FreeSWITCH's rules (empty values unset, `${` refused
     /// where FreeSWITCH refuses it); store what you are given.
     fn set_variable(&mut self, name: &str, value: Option<String>);
+    /// An inline action starts. FreeSWITCH runs inline applications through
+    /// the same `switch_core_session_exec` as queued ones, so it fires
+    /// CHANNEL_EXECUTE (in state CS_ROUTING) with the variables set so far.
+    /// `data` is expanded. The default does nothing.
+    fn inline_started(&mut self, application: &str, data: &str) {
+        let _ = (application, data);
+    }
+    /// The inline action started last has completed (CHANNEL_EXECUTE_COMPLETE,
+    /// with what it set). The default does nothing.
+    fn inline_completed(&mut self) {}
 }
 
 /// Everything that can go wrong loading or hunting a dialplan.
