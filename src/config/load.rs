@@ -16,7 +16,9 @@
 //! * `FSGATE__<SECTION>__<KEY>` sets one key of a section, e.g.
 //!   `FSGATE__HTTP__LISTEN=0.0.0.0:8080`, `FSGATE__STORE__URL=redis://r:6379/0`,
 //!   `FSGATE__HTTP__DIALPLAN_ALLOW=10.0.0.5,10.1.0.0/16` (lists are
-//!   comma-separated). Names are case-insensitive.
+//!   comma-separated). Names are case-insensitive. Secrets of a section go
+//!   the same way: `FSGATE__HTTP__DIALPLAN_TOKEN`,
+//!   `FSGATE__HTTP__METRICS_TOKEN`.
 //! * Nodes and tenants are arrays of tables, so their elements are addressed by
 //!   name / id instead of position:
 //!   `FSGATE__FREESWITCH__<NAME>__PASSWORD` (also `ADDRESS`) and
@@ -767,6 +769,40 @@ mod tests {
         assert!(
             err.problems.iter().any(|p| p.path == "FSGATE__TENANTS__"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_http_tokens_and_limits_come_from_the_environment() {
+        let text = "[[freeswitch]]\nname = \"fs1\"\naddress = \"127.0.0.1:8021\"\n\n\
+                    [[tenants]]\nid = \"acme\"\napi_keys_sha256 = [\"\
+                    a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3\"]\n";
+        let env = vec![
+            (
+                "FSGATE__HTTP__METRICS_TOKEN".to_string(),
+                "12345".to_string(),
+            ),
+            (
+                "FSGATE__HTTP__MAX_CONNECTIONS".to_string(),
+                "200".to_string(),
+            ),
+            (
+                "FSGATE__HTTP__DIALPLAN_RESERVED_CONNECTIONS".to_string(),
+                "20".to_string(),
+            ),
+        ];
+        let c = load_str(text, "x.toml", env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.http.metrics_token.as_deref(), Some("12345"));
+        assert_eq!(c.http.max_connections, 200);
+        assert_eq!(c.http.dialplan_reserved_connections, 20);
+        let env = vec![(
+            "FSGATE__HTTP__DIALPLAN_RESERVED_CONNECTIONS".to_string(),
+            "5000".to_string(),
+        )];
+        let e = load_str(text, "x.toml", env).unwrap_err();
+        assert_eq!(
+            e.problems[0].path, "http.dialplan_reserved_connections",
+            "{e}"
         );
     }
 

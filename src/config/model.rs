@@ -53,9 +53,36 @@ pub struct HttpConfig {
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
     /// Without a `dialplan_token`, source addresses (IPs or CIDR blocks) that
-    /// may ask `/v1/dialplan/route` besides loopback.
+    /// may ask `/v1/dialplan/route` besides loopback. Loopback and these
+    /// addresses may also use the `dialplan_reserved_connections`.
     #[serde(default)]
     pub dialplan_allow: Vec<String>,
+    /// A client that has not sent complete request headers this long after
+    /// connecting (or after the first byte of a request on a kept-alive
+    /// connection) is disconnected.
+    #[serde(default = "defaults::header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// A request body not fully received this long after its headers is
+    /// answered 408 and its connection closed; a client that does not take
+    /// its response this long after the handler answered is disconnected.
+    #[serde(default = "defaults::body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Most connections open at once; past it new connections are answered
+    /// 503 `overloaded` (or closed) at once.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Of `max_connections`, how many only loopback and `dialplan_allow`
+    /// sources may use (the dialplan's route lookup keeps answering while
+    /// other clients hold every other connection).
+    #[serde(default = "defaults::dialplan_reserved_connections")]
+    pub dialplan_reserved_connections: usize,
+    /// Bearer token `/metrics` requires; without one, only loopback clients
+    /// may read it.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
 
 /// `[store]`
@@ -177,6 +204,21 @@ pub mod defaults {
     pub(crate) fn max_body_bytes() -> usize {
         64 * 1024
     }
+    pub(crate) fn header_timeout_ms() -> u64 {
+        5_000
+    }
+    pub(crate) fn idle_timeout_ms() -> u64 {
+        60_000
+    }
+    pub(crate) fn body_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(crate) fn max_connections() -> usize {
+        1024
+    }
+    pub(crate) fn dialplan_reserved_connections() -> usize {
+        64
+    }
     pub(crate) fn store_url() -> String {
         "memory://".into()
     }
@@ -285,6 +327,15 @@ impl std::fmt::Debug for HttpConfig {
             .field("dialplan_token", &redact_opt(&self.dialplan_token))
             .field("max_body_bytes", &self.max_body_bytes)
             .field("dialplan_allow", &self.dialplan_allow)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "dialplan_reserved_connections",
+                &self.dialplan_reserved_connections,
+            )
+            .field("metrics_token", &redact_opt(&self.metrics_token))
             .finish()
     }
 }
@@ -337,6 +388,9 @@ mod tests {
     #[test]
     fn sections_default_from_their_key_defaults() {
         assert_eq!(HttpConfig::default().listen, "127.0.0.1:8080");
+        assert_eq!(HttpConfig::default().header_timeout_ms, 5000);
+        assert_eq!(HttpConfig::default().max_connections, 1024);
+        assert_eq!(HttpConfig::default().dialplan_reserved_connections, 64);
         assert_eq!(StoreConfig::default().url, "memory://");
         assert_eq!(ControlConfig::default().answer_timeout_ms, 2000);
         assert_eq!(CallsConfig::default().retention_minutes, 10);
@@ -347,6 +401,7 @@ mod tests {
     fn debug_never_shows_secrets() {
         let mut config = Config::default();
         config.http.dialplan_token = Some("tok-SECRET".into());
+        config.http.metrics_token = Some("metrics-SECRET".into());
         config.store.url = "redis://user:pw-SECRET@127.0.0.1:6379/0".into();
         config.freeswitch.push(NodeConfig {
             name: "fs1".into(),

@@ -3,7 +3,8 @@
 //!
 //! This module owns the meaning of "valid": addresses, URLs, numbers (E.164,
 //! unique across all tenants and between the masked and control pools), key
-//! hashes, ids, TTLs, webhook URL and secret, dial strings. Each problem
+//! hashes, ids, TTLs, the HTTP listener's timeouts and connection limits,
+//! tokens, webhook URL and secret, dial strings. Each problem
 //! carries the path of the offending value (`tenants[acme].masked_numbers[2]`)
 //! and a message that says what to write instead. It never reads files or the
 //! environment (that is `load.rs`) and never echoes a secret's value.
@@ -46,18 +47,37 @@ fn http(c: &Config, v: &mut Problems) {
     if c.http.max_body_bytes == 0 {
         v.push("http.max_body_bytes", "must be at least 1");
     }
-    if let Some(token) = &c.http.dialplan_token {
-        if token.trim().is_empty() {
+    token(&c.http.dialplan_token, "http.dialplan_token", v);
+    token(&c.http.metrics_token, "http.metrics_token", v);
+    for (key, value, default) in [
+        ("http.header_timeout_ms", c.http.header_timeout_ms, 5_000),
+        ("http.idle_timeout_ms", c.http.idle_timeout_ms, 60_000),
+        ("http.body_timeout_ms", c.http.body_timeout_ms, 10_000),
+    ] {
+        if value == 0 {
             v.push(
-                "http.dialplan_token",
-                "is empty; set a token, or remove the key to allow only loopback clients",
-            );
-        } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            v.push(
-                "http.dialplan_token",
-                "may contain only visible ASCII characters (it travels in a header or a URL)",
+                key,
+                format!(
+                    "must be at least 1 (0 would drop every connection at once; the default \
+                     is {default})"
+                ),
             );
         }
+    }
+    if c.http.max_connections == 0 {
+        v.push(
+            "http.max_connections",
+            "must be at least 1 (the default is 1024)",
+        );
+    } else if c.http.dialplan_reserved_connections >= c.http.max_connections {
+        v.push(
+            "http.dialplan_reserved_connections",
+            format!(
+                "{} is not below http.max_connections ({}): the general API would get no \
+                 connection at all; reserve fewer (the default is 64 of 1024)",
+                c.http.dialplan_reserved_connections, c.http.max_connections
+            ),
+        );
     }
     for (i, entry) in c.http.dialplan_allow.iter().enumerate() {
         if parse_cidr(entry).is_none() {
@@ -68,6 +88,29 @@ fn http(c: &Config, v: &mut Problems) {
                 ),
             );
         }
+    }
+}
+
+/// A shared token travelling in a header (or a URL): set, and visible ASCII.
+fn token(value: &Option<String>, key: &str, v: &mut Problems) {
+    let Some(token) = value else {
+        return;
+    };
+    if token.trim().is_empty() {
+        let without = if key == "http.metrics_token" {
+            "to let only loopback clients read /metrics"
+        } else {
+            "to allow only loopback clients"
+        };
+        v.push(
+            key,
+            format!("is empty; set a token, or remove the key {without}"),
+        );
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        v.push(
+            key,
+            "may contain only visible ASCII characters (it travels in a header or a URL)",
+        );
     }
 }
 
@@ -594,11 +637,38 @@ mod tests {
         c.tenants[0].webhook_secret = Some("not-a-secret-format-SECRET".into());
         c.freeswitch[0].password = "pw\nSECRET".into();
         c.http.dialplan_token = Some("tok SECRET".into());
+        c.http.metrics_token = Some("metrics\tSECRET".into());
         let problems = validate(&c);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         for p in problems {
             assert!(!p.message.contains("SECRET"), "{p}");
         }
+    }
+
+    #[test]
+    fn listener_limits() {
+        let mut c = valid();
+        c.http.header_timeout_ms = 0;
+        c.http.idle_timeout_ms = 0;
+        c.http.body_timeout_ms = 0;
+        c.http.dialplan_reserved_connections = 1024;
+        c.http.metrics_token = Some(" ".into());
+        assert_eq!(
+            paths(&c),
+            vec![
+                "http.metrics_token",
+                "http.header_timeout_ms",
+                "http.idle_timeout_ms",
+                "http.body_timeout_ms",
+                "http.dialplan_reserved_connections",
+            ]
+        );
+        let mut c = valid();
+        c.http.max_connections = 0;
+        c.http.dialplan_reserved_connections = 0;
+        assert_eq!(paths(&c), vec!["http.max_connections"]);
+        c.http.max_connections = 1;
+        assert_eq!(validate(&c), vec![]);
     }
 
     #[test]

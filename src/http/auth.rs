@@ -1,13 +1,14 @@
-//! Who is calling: the [`Tenant`] extractor for the REST API and the
-//! [`DialplanCaller`] extractor for FreeSWITCH's `/v1/dialplan/route` lookup.
+//! Who is calling: the [`Tenant`] extractor for the REST API, the
+//! [`DialplanCaller`] extractor for FreeSWITCH's `/v1/dialplan/route` lookup
+//! and the [`MetricsReader`] extractor for `/metrics`.
 //!
 //! Every tenant endpoint accepts the three credential styles of the seeds:
 //! `X-API-Key: <key>`, `Authorization: Bearer <key>`, and `X-App-ID: <tenant>`
 //! with `X-API-Key: <key>` (the App ID must then be the key's tenant). Anything
-//! missing or wrong is 401 in the error envelope. This module owns those rules
-//! and the dialplan token / source-address rule. It never logs, stores or
-//! echoes a presented key or token, and it decides nothing about what a
-//! tenant may see (domain modules scope every lookup by [`Tenant::id`]).
+//! missing or wrong is 401 in the error envelope. This module owns those rules,
+//! the dialplan token / source-address rule and the metrics token / loopback
+//! rule. It never logs, stores or echoes a presented key or token, and it
+//! decides nothing about what a tenant may see (domain modules scope every lookup by [`Tenant::id`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
@@ -212,6 +213,59 @@ fn admit_dialplan(
         Err(ApiError::forbidden(
             "without http.dialplan_token only loopback and http.dialplan_allow \
              addresses may ask for routes",
+        ))
+    }
+}
+
+/// A caller allowed to read `/metrics` (it lists tenant ids and volumes).
+///
+/// With `http.metrics_token` configured, the request must carry
+/// `Authorization: Bearer <token>` (401 otherwise, from any address);
+/// without it, only loopback clients may read (403 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<MetricsReader, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let result = admit_metrics(&parts.headers, state, peer);
+        if let Err(e) = &result {
+            tracing::debug!(peer = ?peer, reason = e.message(), "metrics refused");
+        }
+        result
+    }
+}
+
+fn admit_metrics(
+    headers: &HeaderMap,
+    state: &AppState,
+    peer: Option<SocketAddr>,
+) -> Result<MetricsReader, ApiError> {
+    if let Some(expected) = &state.config.http.metrics_token {
+        let Some(presented) = bearer_token(headers)? else {
+            return Err(ApiError::unauthorized(
+                "missing metrics token: send Authorization: Bearer <http.metrics_token>",
+            ));
+        };
+        return if secret_eq(presented, expected) {
+            Ok(MetricsReader)
+        } else {
+            Err(ApiError::unauthorized("wrong metrics token"))
+        };
+    }
+    if peer.is_some_and(|p| p.ip().to_canonical().is_loopback()) {
+        Ok(MetricsReader)
+    } else {
+        Err(ApiError::forbidden(
+            "without http.metrics_token only loopback clients may read /metrics",
         ))
     }
 }

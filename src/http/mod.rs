@@ -2,24 +2,28 @@
 //! the operations endpoints, with the cross-cutting parts every route shares.
 //!
 //! This module owns assembly ([`router`]: the operations routes plus the
-//! domain modules' routers, the unknown-route 404, the body-size limit, the
-//! OpenAPI document), serving with graceful shutdown ([`serve`]), and two
-//! middlewares: `observe` (a request span with method, route template,
-//! status and tenant; the request counter and latency histogram; one log line
-//! per request) and `envelope` (any error response that is not already JSON,
+//! domain modules' routers, the unknown-route 404, the body limits of
+//! [`body`], the OpenAPI document), serving with graceful shutdown
+//! ([`serve`], [`serve_with`]; the connection timeouts and cap are
+//! [`listener`]'s), and two middlewares: `observe` (a request span with
+//! method, route template, status and tenant; the request counter and
+//! latency histogram; one log line per request) and `envelope` (any error response that is not already JSON,
 //! such as axum's 405 or a stray plain-text rejection, is rewritten into the
 //! error envelope). Domain rules live in the domain modules; handlers there
 //! are thin and use [`auth`], [`error`] and [`state`] from here. Nothing here
 //! logs credentials or bodies.
 
 pub mod auth;
+pub mod body;
+mod cap;
+mod conn;
 pub mod error;
+pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,8 +37,9 @@ use axum::Extension;
 use tracing::Instrument;
 use utoipa::openapi::path::HttpMethod;
 
-pub use auth::{DialplanCaller, Tenant};
+pub use auth::{DialplanCaller, MetricsReader, Tenant};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, ErrorEnvelope};
+pub use listener::Limits;
 pub use state::{AppState, DrainSignal, NodeStatus};
 
 use crate::telemetry::names;
@@ -163,24 +168,26 @@ fn assemble<R: Into<ApiRouter>>(extra: Vec<R>) -> ApiRouter {
 }
 
 /// The whole HTTP API: the operations routes plus the domain modules'
-/// routers (`extra`), with the unknown-route 404, the body limit
-/// (`http.max_body_bytes` → 413), the error envelope on every failure, request
+/// routers (`extra`), with the unknown-route 404, the body limits
+/// (`http.max_body_bytes` → 413, early for a declared `Content-Length`;
+/// `http.body_timeout_ms` → 408), the error envelope on every failure, request
 /// spans and metrics, and `/openapi.json` covering all of it.
 pub fn router<R: Into<ApiRouter>>(state: AppState, extra: Vec<R>) -> axum::Router {
     let (routes, doc) = assemble(extra).into_parts();
     let doc = ops::OpenApiDocument(Arc::new(openapi::document(doc)));
+    let body_limits = body::BodyLimits::from_config(&state.config.http);
     routes
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(Extension(doc))
+        .layer(middleware::from_fn_with_state(body_limits, body::guard))
         .layer(middleware::from_fn(observe))
         .layer(middleware::from_fn(envelope))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and waits for requests in flight. Handlers see the peer address
-/// (`ConnectInfo<SocketAddr>`), which the dialplan lookup needs.
+/// Serves `router` on `listener` with the default [`Limits`] (those of an
+/// empty `[http]` section) until `shutdown` resolves; see [`serve_with`].
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -189,12 +196,23 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, Limits::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` within `limits` (header, send and idle
+/// timeouts, the connection cap and its reserve) until `shutdown` resolves, then stops
+/// accepting and waits for requests in flight. Handlers see the peer address
+/// (`ConnectInfo<SocketAddr>`), which the dialplan lookup needs.
+pub async fn serve_with<F>(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    listener::serve(listener, router, limits, shutdown).await
 }
 
 async fn route_not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -269,6 +287,7 @@ fn metric_method(m: &Method) -> &'static str {
 /// keeping its status and headers (e.g. `Allow` on 405); responses marked
 /// [`ProtocolBody`] pass unchanged.
 async fn envelope(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -293,16 +312,21 @@ async fn envelope(req: Request, next: Next) -> Response {
         .filter(|s| !s.is_empty());
     let (code, message) = match status {
         StatusCode::METHOD_NOT_ALLOWED => {
+            // axum's method router adds `Allow` after the layers have run,
+            // so it is usually not here yet; name it when it is.
             let allow = parts
                 .headers
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            (
-                "method_not_allowed",
-                format!("method not allowed here; allowed: {allow}"),
-            )
+                .map(str::trim)
+                .filter(|a| !a.is_empty());
+            let message = match allow {
+                Some(allow) => format!("{method} is not allowed on {path}; allowed: {allow}"),
+                None => format!(
+                    "{method} is not allowed on {path}; the Allow header lists the methods it accepts"
+                ),
+            };
+            ("method_not_allowed", message)
         }
         StatusCode::PAYLOAD_TOO_LARGE => (
             "payload_too_large",

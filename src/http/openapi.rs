@@ -4,8 +4,8 @@
 //!
 //! This module owns the document-wide parts: title and version, the error
 //! envelope schema, the security schemes of the seeds (`X-API-Key`,
-//! `Authorization: Bearer`, `X-App-ID` + `X-API-Key`, and the dialplan
-//! token), the default that every operation needs tenant credentials unless
+//! `Authorization: Bearer`, `X-App-ID` + `X-API-Key`, the dialplan token and
+//! the metrics token), the default that every operation needs tenant credentials unless
 //! it says otherwise (`security(())` for none), and a `default` error
 //! response on every operation. It documents no route itself: each route is
 //! documented by `#[utoipa::path]` on its handler.
@@ -69,6 +69,8 @@ pub mod schemes {
     pub const APP_ID: &str = "app_id";
     /// `X-Dialplan-Token: <token>` (or `?token=`), for `/v1/dialplan/route`.
     pub const DIALPLAN_TOKEN: &str = "dialplan_token";
+    /// `Authorization: Bearer <http.metrics_token>`, for `/metrics`.
+    pub const METRICS_TOKEN: &str = "metrics_token";
 }
 
 /// The complete document: [`ApiDoc`] plus the routes' documentation, with
@@ -107,6 +109,18 @@ pub fn document(routes: Document) -> Document {
             "X-Dialplan-Token",
             "http.dialplan_token (also accepted as the `token` query parameter)",
         ))),
+    );
+    components.add_security_scheme(
+        schemes::METRICS_TOKEN,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "http.metrics_token as a bearer token (without one configured, \
+                     /metrics answers loopback clients only)",
+                ))
+                .build(),
+        ),
     );
     doc.security = Some(vec![
         SecurityRequirement::new(schemes::API_KEY, Vec::<String>::new()),
@@ -316,6 +330,7 @@ mod tests {
         assert_eq!(schemes["api_key"]["name"], "X-API-Key");
         assert_eq!(schemes["app_id"]["name"], "X-App-ID");
         assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["metrics_token"]["scheme"], "bearer");
         assert_eq!(json["security"].as_array().unwrap().len(), 3);
     }
 }
