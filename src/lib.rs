@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod esl;
 pub mod http;
+pub mod idempotency;
 pub mod masking;
 pub mod pipeline;
 pub mod sim;

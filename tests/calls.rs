@@ -126,7 +126,10 @@ async fn every_field_reaches_the_documented_variables() {
     r.target_extension_number = Some("1001".into());
     r.additional_header = Some(AdditionalHeader::AlertInfoAutoAnswer);
     r.header_direction = Some(HeaderDirection::All);
-    let session = env.calls.create(&env.acme, &r).await.unwrap();
+    // A request may name only its tenant's trunk (the config lists one).
+    let mut tenant = env.acme.clone();
+    tenant.trunk = "backup".into();
+    let session = env.calls.create(&tenant, &r).await.unwrap();
     let a = session.id.clone();
     let b = callee_leg(&env, &a).await;
     for leg in [&a, &b] {

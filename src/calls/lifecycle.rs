@@ -5,7 +5,10 @@
 //! the tenant's call-control numbers (so the application learns the UUID it
 //! will answer), `call.answered` on CHANNEL_ANSWER, `call.hangup` on
 //! CHANNEL_HANGUP_COMPLETE (or a reconciled end), each with the call's next
-//! sequence number, its session ref and user data. Only a call's first leg is
+//! sequence number (increasing, not always consecutive: an event handled by
+//! two instances draws two), its session ref and user data. Each webhook's id
+//! is derived from the call and the type, so it is queued once however many
+//! instances handle the event. Only a call's first leg is
 //! a call session: bridged B-legs produce no webhooks of their own. Calls
 //! that belong to no tenant produce none. It writes to the outbox only; it
 //! never waits on HTTP.
@@ -18,7 +21,9 @@ use crate::pipeline::calltable::is_b_leg;
 use crate::pipeline::{CallEvent, CallEventHandler, CallEventKind, NumberDirectory, NumberKind};
 use crate::store::{CallDirection, Store, StoreError};
 use crate::tenants::Tenants;
-use crate::webhooks::envelope::{CallAnsweredData, CallHangupData, CallInfo, CallInitiatedData};
+use crate::webhooks::envelope::{
+    derived_event_id, CallAnsweredData, CallHangupData, CallInfo, CallInitiatedData, Envelope,
+};
 use crate::webhooks::outbox::{EmitError, Outbox};
 
 /// Emits the call lifecycle webhooks.
@@ -97,26 +102,32 @@ impl CallEventHandler for Lifecycle {
             })
             .unwrap_or_else(chrono::Utc::now);
         let call = CallInfo::from_record(e.call, sequence);
-        let result = match e.kind {
+        let envelope = match e.kind {
             CallEventKind::Parked => {
                 let data = CallInitiatedData {
                     call,
                     caller_name: e.call.caller_display_name.clone(),
                 };
-                self.outbox.emit_data(tenant, occurred_at, &data).await
+                Envelope::new(&tenant.id, occurred_at, &data)
             }
             CallEventKind::Answered => {
                 let data = CallAnsweredData {
                     call,
                     answered_at: e.call.answered_at,
                 };
-                self.outbox.emit_data(tenant, occurred_at, &data).await
+                Envelope::new(&tenant.id, occurred_at, &data)
             }
             _ => {
                 let data = CallHangupData::from_record(e.call, sequence);
-                self.outbox.emit_data(tenant, occurred_at, &data).await
+                Envelope::new(&tenant.id, occurred_at, &data)
             }
-        };
+        }
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Every instance handles every event (and a retry may handle one
+        // again): each instance derives the same id, the outbox queues it once.
+        let key = format!("{}/{:?}", e.call.uuid, envelope.event_type);
+        let id = derived_event_id(e.call.created_at, &key);
+        let result = self.outbox.emit(tenant, &envelope.with_id(id)).await;
         result.map(|_| ()).map_err(store_error)
     }
 }

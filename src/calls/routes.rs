@@ -5,15 +5,20 @@
 //! extractors (a bad or unknown field is a 400 naming it), call the
 //! [`CallService`], and map its errors to the error envelope. Each route is
 //! documented by its `#[utoipa::path]` and registered with
-//! [`ApiRouter::api`]. It must hold no rules of its own.
+//! [`ApiRouter::api`]. `POST /api/v1/sessions` runs under its
+//! `Idempotency-Key` ([`crate::idempotency`]), marking a `not_delivered`
+//! that may have reached FreeSWITCH as [`idempotency::MaybeDone`]. It must
+//! hold no rules of its own.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiRouter, AppState, Tenant};
+use crate::idempotency::{self, Endpoint, FingerprintedJson, IdempotencyKey, IdempotencyKeyParam};
 
 use super::model::{CallSession, CallSessionPage, CreateCallRequest};
 use super::service::{CallError, CallService, MAX_PAGE};
@@ -60,7 +65,7 @@ pub struct ListQuery {
 /// The tenant's live call sessions, oldest first.
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "call-sessions", params(ListQuery),
     responses((status = 200, description = "The tenant's live calls", body = CallSessionPage),
-              (status = 400, description = "`limit` out of 1–200, or a malformed query", body = crate::http::ErrorEnvelope)))]
+              (status = 400, description = "`limit` out of 1–200, a `cursor` this API did not return, or a malformed query (`field` names the parameter)", body = crate::http::ErrorEnvelope)))]
 pub async fn list_sessions(
     tenant: Tenant,
     Extension(calls): Extension<CallService>,
@@ -72,32 +77,72 @@ pub async fn list_sessions(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
-    Ok(ApiJson(
-        calls
-            .list(tenant.id(), q.cursor.as_deref(), q.limit)
-            .await?,
-    ))
+    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
+    if cursor.is_some_and(|c| !crate::store::cursors::is_page_cursor(c)) {
+        return Err(ApiError::bad_request(
+            Some("cursor"),
+            "cursor is not a cursor this API returned (pass next_cursor as given, or leave it out)",
+        ));
+    }
+    Ok(ApiJson(calls.list(tenant.id(), cursor, q.limit).await?))
 }
 
 /// Click-to-call: rings `caller` (through `trunk`, presenting
 /// `caller_display_name`), then `callee` once the caller answered, and
 /// bridges them. The session's id is known at once; its progress shows in
-/// `GET /api/v1/sessions/{id}` and in the `call.*` webhooks.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "call-sessions", request_body = CreateCallRequest,
+/// `GET /api/v1/sessions/{id}` and in the `call.*` webhooks. With an
+/// `Idempotency-Key`, a retry of the same request gets the first answer
+/// again and never places a second call.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "call-sessions", params(IdempotencyKeyParam), request_body = CreateCallRequest,
     responses(
-        (status = 201, description = "The call is being placed", body = CallSession),
-        (status = 400, description = "A field breaks its limits or allowed characters (`field` names it)", body = crate::http::ErrorEnvelope),
-        (status = 422, description = "`send_sdp: false`: FreeSWITCH cannot send an INVITE without SDP on a leg it originates", body = crate::http::ErrorEnvelope),
-        (status = 503, description = "No FreeSWITCH node connected, or the originate could not be delivered", body = crate::http::ErrorEnvelope)))]
+        (status = 201, description = "The call is being placed (with `Idempotent-Replayed: true` when it is the kept answer of an earlier request with the same `Idempotency-Key`)", body = CallSession,
+         headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "A field breaks its limits or allowed characters, a `trunk` that is not the tenant's, or a malformed `Idempotency-Key` (`field` names it)", body = crate::http::ErrorEnvelope),
+        (status = 409, description = "`idempotency_key_in_progress`: a request with this key is still running; retry in a moment", body = crate::http::ErrorEnvelope),
+        (status = 422, description = "`send_sdp: false`: FreeSWITCH cannot send an INVITE without SDP on a leg it originates; `idempotency_key_reused`: the key was used for another request within 24 h", body = crate::http::ErrorEnvelope),
+        (status = 503, description = "`draining`, `store_unavailable`, `switch_unavailable` (no node connected), or `not_delivered` because the node was not connected: not done (nothing reached FreeSWITCH; the reserved id is ended), the key is released, retry with the same `Idempotency-Key`. `not_delivered` with \"it may still ring\" (no answer in time, connection lost): maybe done; the answer is kept for the key, so a retry with it replays this 503 and never places a second call; `GET /api/v1/sessions/{id}` tells how the call went", body = crate::http::ErrorEnvelope)))]
 pub async fn create_session(
     tenant: Tenant,
     State(state): State<AppState>,
     Extension(calls): Extension<CallService>,
-    ApiJson(req): ApiJson<CreateCallRequest>,
-) -> Result<(StatusCode, ApiJson<CallSession>), ApiError> {
-    state.drain.check()?;
-    let session = calls.create(tenant.config(), &req).await?;
-    Ok((StatusCode::CREATED, ApiJson(session)))
+    key: IdempotencyKey,
+    body: FingerprintedJson<CreateCallRequest>,
+) -> Response {
+    let FingerprintedJson { value, canonical } = body;
+    let settings = tenant.0.clone();
+    let drain = state.drain.clone();
+    let work = async move {
+        if let Err(e) = drain.check() {
+            return e.into_response();
+        }
+        match calls.create(settings.config(), &value).await {
+            Ok(session) => (StatusCode::CREATED, ApiJson(session)).into_response(),
+            Err(e) => {
+                let sent = matches!(
+                    e,
+                    CallError::Undelivered {
+                        maybe_sent: true,
+                        ..
+                    }
+                );
+                let response = ApiError::from(e).into_response();
+                if sent {
+                    idempotency::maybe_done(response)
+                } else {
+                    response
+                }
+            }
+        }
+    };
+    idempotency::run(
+        state.store.clone(),
+        tenant.id(),
+        Endpoint::CallSessions,
+        key,
+        &canonical,
+        work,
+    )
+    .await
 }
 
 /// One call session of the tenant: live, or ended within the retention

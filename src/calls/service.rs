@@ -22,7 +22,7 @@ use crate::switch::{Outcome, PlacedJob, Switch, SwitchError};
 
 use super::dial::{self, DialError, Legs};
 use super::model::{extra, CallSession, CallSessionPage, CreateCallRequest};
-use super::validate::{validate, InvalidCall, ValidCall};
+use super::validate::{check_tenant_trunk, validate, InvalidCall, ValidCall};
 
 /// Why a call-session request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum CallError {
         id: String,
         /// What went wrong.
         reason: String,
+        /// The originate may have reached FreeSWITCH (no answer in time, the
+        /// connection dropped): the call may still ring.
+        maybe_sent: bool,
     },
     /// The tenant's configuration cannot build a dial string (500).
     #[error("{0}")]
@@ -128,6 +131,7 @@ impl CallService {
         req: &CreateCallRequest,
     ) -> Result<CallSession, CallError> {
         let call = validate(req)?;
+        check_tenant_trunk(&call, &tenant.trunk)?;
         let legs = Legs::random();
         let originate = dial::originate(&call, tenant, legs).map_err(|e| match e {
             DialError::Field(e) => CallError::Invalid(InvalidCall::Field {
@@ -253,7 +257,11 @@ impl CallService {
         } else {
             format!("{error}; it may still ring: GET /api/v1/sessions/{id} tells")
         };
-        CallError::Undelivered { id, reason }
+        CallError::Undelivered {
+            id,
+            reason,
+            maybe_sent: !nothing_sent,
+        }
     }
 
     /// Waits for the originate job; if FreeSWITCH refused it and no channel

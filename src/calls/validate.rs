@@ -9,7 +9,12 @@
 //! value can neither re-split a dial string nor smuggle a header. It must not
 //! build dial strings (that is [`super::dial`]) nor touch the store.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use super::model::{AdditionalHeader, CreateCallRequest, HeaderDirection};
+use crate::esl::dialstring::VarValue;
 
 /// Why a create request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,22 +122,72 @@ fn check_chars(
     }
 }
 
-/// A number or SIP user: `+` only first, then `[A-Za-z0-9*#._-]`.
-fn check_number(field: &'static str, text: &str) -> Result<(), InvalidCall> {
-    check_len(field, text, 1, 256)?;
-    let rest = text.strip_prefix('+').unwrap_or(text);
-    if rest.is_empty() {
-        return Err(InvalidCall::field_error(
-            field,
-            "must have digits after '+'",
+/// Longest SIP user name accepted as `caller` or `callee`.
+pub const MAX_SIP_USER: usize = 64;
+
+/// What `caller` and `callee` accept, for messages and documentation.
+pub const PARTY_FORMS: &str = "an E.164 number ('+' then 7 to 15 digits, not starting with 0, \
+     e.g. +15557770001), an extension of 2 to 6 digits (e.g. 1001), or a SIP user \
+     of 1 to 64 letters, digits and . _ - starting with a letter (e.g. alice.smith)";
+
+/// `caller` / `callee`: one of three forms, nothing else (no `*`, `#`, lone
+/// punctuation, national numbers without `+`, or numbers too long for
+/// E.164):
+///
+/// - E.164: `+` then 7–15 digits, the first not 0 (what the dialplan and the
+///   masked numbers use too);
+/// - an extension: 2–6 digits (a PBX user such as `1001`);
+/// - a SIP user: 1–64 of `[A-Za-z0-9._-]`, starting with a letter, not
+///   ending with `.` or `-`, without `..`.
+fn check_party(field: &'static str, text: &str) -> Result<(), InvalidCall> {
+    if text.is_empty() {
+        return Err(InvalidCall::field_error(field, "must not be empty"));
+    }
+    let bad = |why: &str| InvalidCall::field_error(field, format!("{why}; expected {PARTY_FORMS}"));
+    if let Some(digits) = text.strip_prefix('+') {
+        if let Some(c) = digits.chars().find(|c| !c.is_ascii_digit()) {
+            return Err(bad(&format!("contains the character {c:?} after '+'")));
+        }
+        if !(7..=15).contains(&digits.len()) {
+            return Err(bad(&format!(
+                "has {} digits after '+' (E.164 allows 7 to 15)",
+                digits.len()
+            )));
+        }
+        if digits.starts_with('0') {
+            return Err(bad("starts with 0 after '+' (no E.164 country code does)"));
+        }
+        return Ok(());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        if !(2..=6).contains(&text.len()) {
+            return Err(bad(&format!(
+                "is {} digits without '+' (a number needs '+' and its country code; \
+                 an extension has 2 to 6 digits)",
+                text.len()
+            )));
+        }
+        return Ok(());
+    }
+    let n = text.chars().count();
+    if n > MAX_SIP_USER {
+        return Err(bad(&format!("is {n} characters long")));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(bad(&format!("contains the character {c:?}")));
+    }
+    if !text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(bad("a SIP user must start with a letter"));
+    }
+    if text.ends_with(['.', '-']) || text.contains("..") {
+        return Err(bad(
+            "a SIP user must not end with '.' or '-' nor contain '..'",
         ));
     }
-    check_chars(
-        field,
-        rest,
-        |c| c.is_ascii_alphanumeric() || "*#._-".contains(c),
-        "digits with an optional leading '+', or a SIP user of letters, digits and * # . _ -",
-    )
+    Ok(())
 }
 
 /// A rewrite: 1–16, digits with an optional leading `+`.
@@ -171,11 +226,32 @@ fn check_tag(field: &'static str, text: Option<&str>) -> Result<Option<String>, 
     Ok(Some(text.to_owned()))
 }
 
-const NAME_CHARS: &str = " .-_&+@!?#*";
+const NAME_PUNCTUATION: &str = " .-_&+@!?#*";
 
-/// A display name: ≤ 1024 letters (any script), digits, spaces and
+/// Letters and marks of any script (Unicode categories L and M: a
+/// Devanagari virama, a combining accent) and decimal digits of any script
+/// (Nd).
+static NAME_LETTER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[\p{L}\p{M}\p{Nd}]$").expect("a valid regex"));
+
+/// ZERO WIDTH NON-JOINER and JOINER: format characters that Persian and
+/// Indic names need to render as written.
+const NAME_JOINERS: [char; 2] = ['\u{200C}', '\u{200D}'];
+
+fn is_name_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || NAME_PUNCTUATION.contains(c);
+    }
+    let mut buf = [0u8; 4];
+    NAME_LETTER.is_match(c.encode_utf8(&mut buf)) || NAME_JOINERS.contains(&c)
+}
+
+/// A display name: ≤ 1024 letters and marks (Unicode L and M, any script,
+/// composed or decomposed), decimal digits, spaces, the joiners ZWNJ/ZWJ and
 /// `. - _ & + @ ! ? # *`, not starting or ending with a space (FreeSWITCH
-/// would trim it); empty means not given.
+/// would trim it), and nothing a channel variable value may not carry
+/// ([`VarValue`]: control characters, quotes, `$`, `:_:`, …); empty means
+/// not given.
 fn check_display_name(
     field: &'static str,
     text: Option<&str>,
@@ -187,8 +263,8 @@ fn check_display_name(
     check_chars(
         field,
         text,
-        |c| c.is_alphanumeric() || NAME_CHARS.contains(c),
-        "letters, digits, spaces and . - _ & + @ ! ? # *",
+        is_name_char,
+        "letters and marks of any script, digits, spaces and . - _ & + @ ! ? # *",
     )?;
     if text.starts_with(' ') || text.ends_with(' ') {
         return Err(InvalidCall::field_error(
@@ -196,6 +272,7 @@ fn check_display_name(
             "must not start or end with a space",
         ));
     }
+    VarValue::for_field(field, text).map_err(|e| InvalidCall::field_error(field, e.to_string()))?;
     Ok(Some(text.to_owned()))
 }
 
@@ -214,12 +291,29 @@ fn check_trunk(field: &'static str, text: &str) -> Result<(), InvalidCall> {
     Ok(())
 }
 
+/// `trunk` must name a trunk the tenant may use. The configuration lists
+/// one trunk per tenant (`tenants.trunk`), so a request may name only that
+/// one (or leave `trunk` out); any other name is refused rather than handed
+/// to FreeSWITCH as a gateway to try.
+pub fn check_tenant_trunk(call: &ValidCall, tenant_trunk: &str) -> Result<(), InvalidCall> {
+    match &call.trunk {
+        Some(t) if t != tenant_trunk => Err(InvalidCall::field_error(
+            "trunk",
+            format!(
+                "{t:?} is not a trunk of this tenant: it may use only its configured trunk \
+                 {tenant_trunk:?} (leave trunk out to use it)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks every field; the first offence wins, in the seed's field order.
 pub fn validate(req: &CreateCallRequest) -> Result<ValidCall, InvalidCall> {
-    check_number("caller", &req.caller)?;
+    check_party("caller", &req.caller)?;
     let caller_display_name =
         check_display_name("caller_display_name", req.caller_display_name.as_deref())?;
-    check_number("callee", &req.callee)?;
+    check_party("callee", &req.callee)?;
     if let Some(trunk) = &req.trunk {
         check_trunk("trunk", trunk)?;
     }
@@ -291,15 +385,14 @@ mod tests {
     #[test]
     fn every_limit_names_its_field() {
         type Set = fn(&mut CreateCallRequest, String);
-        let cases: [(&str, Set, usize, usize); 12] = [
-            ("caller", |r, v| r.caller = v, 1, 256),
+        let cases: [(&str, Set, usize, usize); 11] = [
             (
                 "caller_display_name",
                 |r, v| r.caller_display_name = Some(v),
                 0,
                 1024,
             ),
-            ("callee", |r, v| r.callee = v, 1, 256),
+            ("callee", |r, v| r.callee = format!("+{v}"), 0, 15),
             ("trunk", |r, v| r.trunk = Some(v), 1, 64),
             ("rewrite_from", |r, v| r.rewrite_from = Some(v), 1, 16),
             ("rewrite_pai", |r, v| r.rewrite_pai = Some(v), 1, 16),
@@ -318,7 +411,7 @@ mod tests {
                 0,
                 128,
             ),
-            ("caller", |r, v| r.caller = format!("+{v}"), 0, 255),
+            ("caller", |r, v| r.caller = format!("a{v}"), 0, 63),
         ];
         for (field, set, min, max) in cases {
             let mut ok = request();
@@ -392,6 +485,123 @@ mod tests {
         assert_eq!(field_of(&r), Some("callee"));
         r.callee = "1+2".into();
         assert_eq!(field_of(&r), Some("callee"));
+    }
+
+    #[test]
+    fn parties_are_e164_extensions_or_sip_users() {
+        for ok in [
+            "+15557770001",
+            "+4930123",
+            "+123456789012345",
+            "1001",
+            "12",
+            "123456",
+            "alice",
+            "a",
+            "alice.smith",
+            "bob_2-x",
+            "A1",
+        ] {
+            let mut r = request();
+            r.callee = ok.into();
+            assert_eq!(field_of(&r), None, "{ok:?}");
+            r.caller = ok.into();
+            assert_eq!(field_of(&r), None, "{ok:?}");
+        }
+        for bad in [
+            "-",
+            "..",
+            "#",
+            "*",
+            "*67",
+            "#31#",
+            "+",
+            "+1",
+            "+123456",
+            "+0123456789",
+            "+1234567890123456",
+            "1234567890123456789",
+            "5557770001",
+            "1",
+            "1234567",
+            "+1555-777-0001",
+            "+1 555",
+            "alice.",
+            "alice-",
+            "a..b",
+            ".alice",
+            "_alice",
+            "1alice",
+            "alice@example.com",
+            "al ice",
+            "é",
+            "a+b",
+        ] {
+            let mut r = request();
+            r.caller = bad.into();
+            assert_eq!(field_of(&r), Some("caller"), "caller {bad:?}");
+            let mut r = request();
+            r.callee = bad.into();
+            assert_eq!(field_of(&r), Some("callee"), "callee {bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_of_any_script_with_marks_are_accepted() {
+        for ok in [
+            "नमस्ते",                            // Devanagari with a virama (U+094D, Mn)
+            "Jose\u{301} Nu\u{303}n\u{303}ez", // decomposed accents (U+0301, U+0303)
+            "José Núñez & Co.",
+            "Ελένη Π.",
+            "محمد‌رضا", // Persian with ZWNJ
+            "田中 太郎",
+            "क्षत्रिय ४२", // Devanagari digits
+            "Support #1 *VIP*",
+        ] {
+            let mut r = request();
+            r.caller_display_name = Some(ok.into());
+            assert_eq!(
+                validate(&r).map(|v| v.caller_display_name),
+                Ok(Some(ok.to_owned())),
+                "{ok:?}"
+            );
+        }
+        for bad in [
+            "a\u{7}b",
+            "a\u{85}b",
+            "a\u{200B}b", // ZERO WIDTH SPACE: not a joiner
+            "a\u{202E}b", // RIGHT-TO-LEFT OVERRIDE
+            "a\u{A0}b",   // NO-BREAK SPACE
+            "a:_:b",
+            "a:b",
+            "mod_event_socket",
+            "x$y",
+            "x^y",
+            "x|y",
+            "x<y>",
+            "x`y",
+            "x%y",
+            "x,y",
+            "x(y)",
+            "x/y",
+            "😀",
+        ] {
+            let mut r = request();
+            r.caller_display_name = Some(bad.into());
+            assert_eq!(field_of(&r), Some("caller_display_name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_tenants_trunk() {
+        let mut r = request();
+        r.trunk = Some("carrier".into());
+        let v = validate(&r).unwrap();
+        assert!(check_tenant_trunk(&v, "carrier").is_ok());
+        let e = check_tenant_trunk(&v, "other").unwrap_err();
+        assert_eq!(e.field(), "trunk");
+        r.trunk = None;
+        assert!(check_tenant_trunk(&validate(&r).unwrap(), "other").is_ok());
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! `draining`): 404 `not_found` (also another tenant's ref), 409
 //! `pool_exhausted` (every pool number is held by a live session: complete
 //! one or retry later), 409 `session_not_live`, 422 `ttl_above_maximum`
-//! (the message names the cap), 503 `switch_unavailable`.
+//! (the message names the cap), 503 `switch_unavailable`; and on the two
+//! creating POSTs, which take an `Idempotency-Key` ([`crate::idempotency`]),
+//! 409 `idempotency_key_in_progress` and 422 `idempotency_key_reused`.
 
 use std::sync::Arc;
 
@@ -34,8 +36,10 @@ use super::model::{
 };
 use super::service::Masking;
 use crate::http::{
-    ApiError, ApiJson, ApiPath, ApiQuery, ApiRouter, AppState, DialplanCaller, ProtocolBody, Tenant,
+    ApiError, ApiPath, ApiQuery, ApiRouter, AppState, DialplanCaller, ProtocolBody, Tenant,
 };
+use crate::idempotency::{self, Endpoint, FingerprintedJson, IdempotencyKey, IdempotencyKeyParam};
+use crate::switch::SwitchError;
 
 /// The masked-session routes, serving `masking`. Pass to
 /// [`crate::http::router`] with the other domains' routes.
@@ -73,26 +77,47 @@ pub fn api_error(e: MaskingError) -> ApiError {
 }
 
 /// Create a masked-number session: allocates a free number of the tenant's
-/// pool for the two parties.
+/// pool for the two parties. With an `Idempotency-Key`, a retry of the same
+/// request gets the first answer again and never allocates a second number.
 #[utoipa::path(
     post,
     path = "/v1/sessions",
     tag = "masked-sessions",
+    params(IdempotencyKeyParam),
     request_body = CreateSessionRequest,
     responses(
-        (status = 201, description = "The session, `open`", body = Session),
-        (status = 400, description = "Malformed field (E.164 numbers, equal parties, TTL below 1), unknown field", body = crate::http::ErrorEnvelope),
-        (status = 409, description = "`pool_exhausted`: every number of the pool is held by a live session", body = crate::http::ErrorEnvelope),
-        (status = 422, description = "`ttl_above_maximum`: the message names the tenant's cap", body = crate::http::ErrorEnvelope),
+        (status = 201, description = "The session, `open` (with `Idempotent-Replayed: true` when it is the kept answer of an earlier request with the same `Idempotency-Key`)", body = Session,
+         headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "Malformed field (E.164 numbers, equal parties, TTL below 1), unknown field, or a malformed `Idempotency-Key` (`field` names it)", body = crate::http::ErrorEnvelope),
+        (status = 409, description = "`pool_exhausted`: every number of the pool is held by a live session (kept for its `Idempotency-Key`: retry later with a new key); `idempotency_key_in_progress`: a request with this key is still running, retry in a moment", body = crate::http::ErrorEnvelope),
+        (status = 422, description = "`ttl_above_maximum`: the message names the tenant's cap; `idempotency_key_reused`: the key was used for another request within 24 h", body = crate::http::ErrorEnvelope),
+        (status = 503, description = "`store_unavailable`: not done (no session was allocated, or in the rare case of a reply lost after Redis applied it, one nobody knows of that expires at its TTL); the key is released, so retry with the same `Idempotency-Key`", body = crate::http::ErrorEnvelope),
     )
 )]
 async fn create_session(
     tenant: Tenant,
+    axum::extract::State(state): axum::extract::State<AppState>,
     Extension(m): Extension<Arc<Masking>>,
-    ApiJson(request): ApiJson<CreateSessionRequest>,
-) -> Result<(StatusCode, Json<Session>), ApiError> {
-    let s = m.create(tenant.id(), request).await.map_err(api_error)?;
-    Ok((StatusCode::CREATED, Json(s.into())))
+    key: IdempotencyKey,
+    body: FingerprintedJson<CreateSessionRequest>,
+) -> Response {
+    let FingerprintedJson { value, canonical } = body;
+    let tenant_id = tenant.id().to_owned();
+    let work = async move {
+        match m.create(&tenant_id, value).await {
+            Ok(s) => (StatusCode::CREATED, Json(Session::from(s))).into_response(),
+            Err(e) => api_error(e).into_response(),
+        }
+    };
+    idempotency::run(
+        state.store.clone(),
+        tenant.id(),
+        Endpoint::MaskedSessions,
+        key,
+        &canonical,
+        work,
+    )
+    .await
 }
 
 /// The tenant's sessions, newest first, optionally of one state.
@@ -165,33 +190,73 @@ async fn complete_session(
 
 /// Call both parties of a live session: ring `first` showing the masked
 /// number; when it answers, ring the other party showing the masked number
-/// and bridge.
+/// and bridge. With an `Idempotency-Key`, a retry of the same request gets
+/// the first answer again and never places a second call.
 #[utoipa::path(
     post,
     path = "/v1/calls/originate",
     tag = "masked-sessions",
+    params(IdempotencyKeyParam),
     request_body = OriginateRequest,
     responses(
-        (status = 202, description = "Handed to FreeSWITCH; progress arrives as webhooks", body = OriginateAccepted),
-        (status = 400, description = "Malformed session ref or body, unknown field", body = crate::http::ErrorEnvelope),
+        (status = 202, description = "Handed to FreeSWITCH; progress arrives as webhooks (with `Idempotent-Replayed: true` when it is the kept answer of an earlier request with the same `Idempotency-Key`)", body = OriginateAccepted,
+         headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "Malformed session ref or body, unknown field, or a malformed `Idempotency-Key`", body = crate::http::ErrorEnvelope),
         (status = 404, description = "No such session for this tenant", body = crate::http::ErrorEnvelope),
-        (status = 409, description = "`session_not_live`: completed or expired", body = crate::http::ErrorEnvelope),
-        (status = 503, description = "`draining` or `switch_unavailable`", body = crate::http::ErrorEnvelope),
+        (status = 409, description = "`session_not_live`: completed or expired; `idempotency_key_in_progress`: a request with this key is still running, retry in a moment", body = crate::http::ErrorEnvelope),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for another request within 24 h", body = crate::http::ErrorEnvelope),
+        (status = 503, description = "`draining`, `store_unavailable`, or `switch_unavailable` because no node is connected: not done, the key is released, retry with the same `Idempotency-Key`. `switch_unavailable` because the node did not answer in time or the connection dropped (the message says so): maybe done (the call may ring); the answer is kept for the key, so a retry with it replays this 503 and never places a second call", body = crate::http::ErrorEnvelope),
     )
 )]
 async fn originate(
     tenant: Tenant,
     axum::extract::State(state): axum::extract::State<AppState>,
     Extension(m): Extension<Arc<Masking>>,
-    ApiJson(request): ApiJson<OriginateRequest>,
-) -> Result<(StatusCode, Json<OriginateAccepted>), ApiError> {
-    state.drain.check()?;
-    let accepted = m.originate(tenant.id(), request).await.map_err(api_error)?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    key: IdempotencyKey,
+    body: FingerprintedJson<OriginateRequest>,
+) -> Response {
+    let FingerprintedJson { value, canonical } = body;
+    let tenant_id = tenant.id().to_owned();
+    let drain = state.drain.clone();
+    let work = async move {
+        if let Err(e) = drain.check() {
+            return e.into_response();
+        }
+        match m.originate(&tenant_id, value).await {
+            Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
+            Err(e) => {
+                let sent = matches!(
+                    e,
+                    MaskingError::Switch(
+                        SwitchError::Timeout { .. }
+                            | SwitchError::ConnectionLost(_)
+                            | SwitchError::Protocol { .. }
+                    )
+                );
+                let response = api_error(e).into_response();
+                if sent {
+                    idempotency::maybe_done(response)
+                } else {
+                    response
+                }
+            }
+        }
+    };
+    idempotency::run(
+        state.store.clone(),
+        tenant.id(),
+        Endpoint::MaskedOriginate,
+        key,
+        &canonical,
+        work,
+    )
+    .await
 }
 
-/// What mod_curl sends (`dialplan/public/00_fsgate.xml`).
+/// What mod_curl sends (`dialplan/public/00_fsgate.xml`), and nothing else:
+/// any other parameter is a 400 naming it.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RouteQuery {
     /// The dialled number's digits (with or without `+`): 7 to 15 digits,
@@ -221,7 +286,7 @@ pub struct RouteQuery {
     responses(
         (status = 200, description = "A dial string to bridge to (the other party, presenting the masked number)", content_type = "text/plain", body = String),
         (status = 204, description = "A call-control number: park"),
-        (status = 400, description = "A malformed `masked`, `caller` or `uuid`", body = crate::http::ErrorEnvelope),
+        (status = 400, description = "A malformed `masked`, `caller` or `uuid`, or a parameter other than these and `token` (`field` names it)", body = crate::http::ErrorEnvelope),
         (status = 401, description = "Dialplan token missing or wrong", body = crate::http::ErrorEnvelope),
         (status = 403, description = "Source address not allowed (no token configured)", body = crate::http::ErrorEnvelope),
         (status = 404, description = "Refused: the Q.850 cause to hang up with (`UNALLOCATED_NUMBER`, `CALL_REJECTED`)", content_type = "text/plain", body = String),

@@ -33,11 +33,14 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// The largest page; a bigger `limit` is reduced to it.
 pub const MAX_LIMIT: usize = 1000;
 
-/// The query string.
+/// The query string; any other parameter is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Return envelopes after this cursor; from the oldest retained when absent.
+    /// Return envelopes after this cursor (a `next_cursor` this API
+    /// returned; anything else is a 400); from the oldest retained when
+    /// absent or empty.
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100); 0 is read as 1 and a bigger
     /// value is reduced to 1000.
@@ -80,6 +83,16 @@ pub struct EventsPage {
     pub next_cursor: Option<String>,
     /// True when more envelopes are waiting after this page.
     pub has_more: bool,
+}
+
+/// True when `after` is absent, empty, or a cursor the event log hands out
+/// (anything else would read as an empty page and be echoed back as
+/// `next_cursor`).
+pub fn after_is_valid(query: &EventsQuery) -> bool {
+    query
+        .after
+        .as_deref()
+        .is_none_or(|a| a.is_empty() || crate::store::cursors::is_event_cursor(a))
 }
 
 /// Reads one page of the tenant's event log.

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::Json;
 
-use super::events_api::{get_events, EventsPage, EventsQuery};
+use super::events_api::{after_is_valid, get_events, EventsPage, EventsQuery};
 use crate::http::{ApiError, ApiQuery, ApiRouter, AppState, Tenant};
 
 /// The webhook routes.
@@ -22,12 +22,19 @@ pub fn routes() -> ApiRouter {
     tag = "webhooks",
     params(EventsQuery),
     responses((status = 200, description = "A page of envelopes", body = EventsPage),
-              (status = 400, description = "A malformed query (`limit` not a non-negative integer, unknown cursor)", body = crate::http::ErrorEnvelope))
+              (status = 400, description = "A malformed query (`field` names the parameter): `limit` not a non-negative integer, an `after` this API did not return, an unknown parameter", body = crate::http::ErrorEnvelope))
 )]
 pub async fn list_events(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventsPage>, ApiError> {
+    if !after_is_valid(&query) {
+        return Err(ApiError::bad_request(
+            Some("after"),
+            "after is not a cursor this API returned (pass next_cursor as given, or leave it out)",
+        )
+        .with_code("invalid_query"));
+    }
     Ok(get_events(state.store.clone(), tenant.id().to_owned(), query).await?)
 }
