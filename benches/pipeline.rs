@@ -199,7 +199,6 @@ async fn through_pipeline(stream: Arc<Vec<u8>>, events: usize, store: Arc<dyn St
             tenants,
         ))],
         retention: Duration::from_secs(600),
-        dedup_ttl: Duration::from_secs(600),
     };
     let shards = std::env::var("FSGATE_BENCH_SHARDS")
         .ok()

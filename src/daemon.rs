@@ -100,8 +100,9 @@ pub struct Daemon {
     background: Vec<JoinHandle<()>>,
 }
 
-/// How long an event claim is remembered (longer than any redelivery gap).
-const DEDUP_TTL: Duration = Duration::from_secs(3600);
+/// How often the store is checked for the tenants' pools (one cheap script
+/// per tenant; a store that came back empty gets them back within this).
+const POOL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often operations past their deadline are timed out.
 const OPERATION_TICK: Duration = Duration::from_millis(200);
@@ -195,16 +196,27 @@ impl Daemon {
             directory: state.tenants.clone(),
             handlers,
             retention: Duration::from_secs(state.config.calls.retention_minutes * 60),
-            dedup_ttl: DEDUP_TTL,
         };
         let pipeline = Pipeline::spawn(deps, events_rx, options.pipeline_shards);
 
+        // One pass before serving (bounded: a stalled store must not hold up
+        // the start; the loop goes on trying).
+        if tokio::time::timeout(POOL_SYNC_INTERVAL * 2, sync_pools_once(&state, true))
+            .await
+            .is_err()
+        {
+            state
+                .pools_synced
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let tenant_ids = state.tenants.iter().map(|t| t.id().to_owned()).collect();
         let background = vec![
             tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
             timeouts::spawn(results, tenant_ids, OPERATION_TICK),
             masking::spawn_expiry(masking.clone(), masking::expiry::EXPIRY_INTERVAL),
+            masking::SessionReconciler::new(masking.clone())
+                .spawn(masking::SESSION_RECONCILE_INTERVAL),
         ];
 
         let router = http::router(
@@ -217,7 +229,8 @@ impl Daemon {
             ],
         );
         let mut http_stop = stop_rx;
-        let http = tokio::spawn(http::serve(listener, router, async move {
+        let limits = http::Limits::from_config(&state.config.http);
+        let http = tokio::spawn(http::serve_with(listener, router, limits, async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         }));
         tracing::info!(%addr, nodes = nodes.len(), tenants = state.tenants.len(), "fsgate is serving");
@@ -342,27 +355,57 @@ fn node_config(n: &crate::config::NodeConfig) -> Result<NodeConfig, StartError> 
 
 /// Brings every tenant's pool in line with the configuration, retrying
 /// while the store is unavailable.
+/// Keeps every tenant's pool in the store as configured, checking every
+/// [`POOL_SYNC_INTERVAL`]: a store that came back empty (restarted without
+/// persistence, failed over to an empty replica) gets its pools back without
+/// a restart, and `/readyz` says `syncing` until it has them.
 async fn sync_pools(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POOL_SYNC_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        sync_pools_once(&state, false).await;
+    }
+}
+
+/// One pass of [`sync_pools`]; `first` at start-up, where a change is
+/// expected rather than a sign of a store that lost its contents.
+async fn sync_pools_once(state: &AppState, first: bool) {
+    let mut synced = true;
     for tenant in state.tenants.iter() {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match state
-                .store
-                .sync_pool(tenant.id(), tenant.masked_numbers())
-                .await
-            {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::warn!(tenant = tenant.id(), %error, "cannot sync the masked-number pool yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
+        let numbers = tenant.masked_numbers();
+        match tokio::time::timeout(
+            POOL_SYNC_INTERVAL * 2,
+            state.store.sync_pool(tenant.id(), numbers),
+        )
+        .await
+        {
+            Ok(Ok(true)) if !first => {
+                metrics::counter!("fsgate_store_pools_restored_total", "tenant" => tenant.id().to_owned())
+                    .increment(1);
+                tracing::warn!(
+                    tenant = tenant.id(),
+                    "the store had lost the masked-number pool; put it back"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                synced = false;
+                tracing::warn!(tenant = tenant.id(), %error, "cannot sync the masked-number pool; retrying");
+            }
+            Err(_) => {
+                synced = false;
+                tracing::warn!(
+                    tenant = tenant.id(),
+                    "syncing the masked-number pool timed out; retrying"
+                );
             }
         }
     }
+    state
+        .pools_synced
+        .store(synced, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then drains.

@@ -1,7 +1,8 @@
 //! The decoder against real FreeSWITCH traffic.
 //!
 //! Every `*.s2c.bin` in `tests/fixtures/captures` (copied from
-//! `shared/esl/captures`, recorded from a real FreeSWITCH with real SIP calls)
+//! `shared/esl/captures` and recorded by `scripts/capture/`, from a real
+//! FreeSWITCH with real SIP calls)
 //! must decode into exactly the frames FreeSWITCH sent, whether the stream is
 //! fed whole, one byte at a time, or in random chunks. The expected frames come
 //! from a deliberately naive, independent splitter written here.
@@ -31,7 +32,9 @@ fn streams() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     out.sort();
-    assert_eq!(out.len(), 10, "ten recorded scenarios");
+    // The ten of shared/esl/captures and the sixteen recorded for the
+    // real-switch tier (tests/fixtures/captures/README.md).
+    assert_eq!(out.len(), 26, "26 recorded scenarios");
     out
 }
 

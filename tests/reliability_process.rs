@@ -347,3 +347,141 @@ async fn sigterm_drains_and_exits_zero() {
         result.envelope
     );
 }
+
+/// `kill -9` in the middle of bursts of session completes, five times: every
+/// session ends `completed` once the client has retried, and every one of
+/// them got its `session.completed`, exactly one envelope each (the change
+/// and its webhook are one store step, so no crash can fall between them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_completes_loses_no_session_completed() {
+    const POOL: usize = 30;
+    const CYCLES: usize = 5;
+    let sim = simulator().await;
+    let redis = RedisServer::start();
+    let hooks = Receiver::start().await;
+    let mut cfg = config(&sim, &redis, &hooks);
+    cfg.tenants[0].masked_numbers = (1..=POOL).map(|i| format!("+155501{i:05}")).collect();
+    // A dead instance's claimed deliveries are taken over after the lease
+    // (the request timeout + 10 s).
+    cfg.webhooks.timeout_ms = 2000;
+    let mut refs = Vec::new();
+    let mut process = Process::spawn(&cfg).await;
+    for cycle in 0..CYCLES {
+        let mut batch = Vec::new();
+        for i in 0..POOL {
+            let r = process
+                .post(
+                    "/v1/sessions",
+                    json!({"party_a": format!("+1555777{cycle}{i:03}"), "party_b": "+15557770999"}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201, "cycle {cycle}");
+            let v: Value = r.json().await.unwrap();
+            batch.push(v["ref"].as_str().unwrap().to_owned());
+        }
+        // The burst, and the kill while it is under way.
+        let (answered_tx, mut answered_rx) = tokio::sync::mpsc::unbounded_channel();
+        for r in &batch {
+            let req = process.post(&format!("/v1/sessions/{r}/complete"), json!({}));
+            let tx = answered_tx.clone();
+            tokio::spawn(async move {
+                if let Ok(resp) = req.send().await {
+                    let _ = tx.send(resp.status().as_u16());
+                }
+            });
+        }
+        for _ in 0..3 {
+            answered_rx.recv().await;
+        }
+        process.child.kill().unwrap(); // SIGKILL
+        process.child.wait().unwrap();
+        process = Process::spawn(&cfg).await;
+        // The client retries whatever it did not see succeed: all of them.
+        for r in &batch {
+            let resp = process
+                .post(&format!("/v1/sessions/{r}/complete"), json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{r}");
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["state"], "completed", "{v}");
+        }
+        refs.extend(batch);
+    }
+    // Every session's webhook, once (deliveries are at least once: count
+    // envelope ids, not requests). A delivery claimed by a killed instance
+    // waits out its lease (12 s here), possibly more than once in a row.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for d in hooks.of_type("session.completed") {
+            assert_signed(&d);
+            ids.entry(d.data()["ref"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(d.header("webhook-id").to_owned());
+        }
+        let missing = refs.iter().filter(|r| !ids.contains_key(*r)).count();
+        let twice: Vec<_> = ids.iter().filter(|(_, v)| v.len() > 1).collect();
+        assert!(twice.is_empty(), "announced twice: {twice:?}");
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} completed sessions never announced",
+            refs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Two instances on one Redis, one SIGKILLed in the middle of a stream of
+/// calls: the survivor alone delivers every call's `call.initiated`, those
+/// the dead one had claimed included, each envelope exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivor_of_two_delivers_everything_the_dead_one_had() {
+    const CALLS: usize = 40;
+    let sim = simulator().await;
+    let redis = RedisServer::start();
+    let hooks = Receiver::start().await;
+    let mut cfg = config(&sim, &redis, &hooks);
+    cfg.webhooks.timeout_ms = 2000; // the lease: 12 s
+    let mut cfg_b = cfg.clone();
+    cfg_b.http.listen = free_addr();
+    let (mut a, _b) = tokio::join!(Process::spawn(&cfg), Process::spawn(&cfg_b));
+    let mut uuids = Vec::new();
+    for i in 0..CALLS {
+        uuids.push(
+            sim.switch()
+                .place_inbound(&format!("+1555666{i:04}"), "15550109000"),
+        );
+        if i == CALLS / 2 {
+            a.child.kill().unwrap(); // SIGKILL, mid-stream
+            a.child.wait().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for d in hooks.of_type("call.initiated") {
+            ids.entry(d.data()["call_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(d.header("webhook-id").to_owned());
+        }
+        let twice: Vec<_> = ids.iter().filter(|(_, v)| v.len() > 1).collect();
+        assert!(twice.is_empty(), "two envelopes for one call: {twice:?}");
+        let missing = uuids.iter().filter(|u| !ids.contains_key(*u)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {CALLS} calls never announced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

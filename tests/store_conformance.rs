@@ -97,36 +97,6 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 type S = Arc<dyn Store>;
 
-// --- event de-duplication -----------------------------------------------------
-
-async fn claim_event_once_until_ttl(s: S) {
-    s.ping().await.unwrap();
-    let ttl = Duration::from_millis(300);
-    assert!(s.claim_event("core-1", 7, ttl).await.unwrap());
-    assert!(!s.claim_event("core-1", 7, ttl).await.unwrap());
-    assert!(s.claim_event("core-1", 8, ttl).await.unwrap());
-    assert!(s.claim_event("core-2", 7, ttl).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(
-        s.claim_event("core-1", 7, ttl).await.unwrap(),
-        "claim expired"
-    );
-}
-
-async fn claim_event_exactly_once_across_tasks(s: S) {
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.claim_event("core-x", 42, HOUR).await.unwrap() })
-        })
-        .collect();
-    let mut won = 0;
-    for t in tasks {
-        won += usize::from(t.await.unwrap());
-    }
-    assert_eq!(won, 1);
-}
-
 // --- sessions --------------------------------------------------------------
 
 async fn concurrent_creates_never_share_a_number(s: S) {
@@ -189,7 +159,13 @@ async fn completion_frees_the_number_for_a_later_session(s: S) {
     let busy = s.create_session(new_session("acme", "ses_b", t0())).await;
     assert_eq!(busy.unwrap_err(), CreateSessionError::PoolExhausted);
     let done = s
-        .complete_session("acme", "ses_a", CompletionReason::Closed, t0() + secs(5))
+        .complete_session(
+            "acme",
+            "ses_a",
+            CompletionReason::Closed,
+            t0() + secs(5),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -217,28 +193,28 @@ async fn completion_frees_the_number_for_a_later_session(s: S) {
     assert_eq!(routed.session_ref, "ses_b", "never yesterday's pairing");
     // Completed sessions never reopen.
     let again = s
-        .complete_session("acme", "ses_a", CompletionReason::Ttl, t0() + secs(9))
+        .complete_session("acme", "ses_a", CompletionReason::Ttl, t0() + secs(9), None)
         .await
         .unwrap()
         .unwrap();
     assert!(!again.changed);
     assert_eq!(again.record, done.record);
     let started = s
-        .session_call_started("acme", "ses_a", "call-1")
+        .session_call_started("acme", "ses_a", "call-1", None)
         .await
         .unwrap()
         .unwrap();
     assert!(!started.changed);
     assert_eq!(started.record.state, SessionState::Completed);
     let ended = s
-        .session_call_ended("acme", "ses_a", "call-1")
+        .session_call_ended("acme", "ses_a", "call-1", None)
         .await
         .unwrap()
         .unwrap();
     assert!(!ended.changed);
     assert_eq!(ended.record.state, SessionState::Completed);
     assert!(s
-        .complete_session("acme", "ses_nope", CompletionReason::Ttl, t0())
+        .complete_session("acme", "ses_nope", CompletionReason::Ttl, t0(), None)
         .await
         .unwrap()
         .is_none());
@@ -253,11 +229,17 @@ async fn complete_changes_exactly_once_under_race(s: S) {
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.complete_session("acme", "ses_a", CompletionReason::Ttl, t0() + secs(600))
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .changed
+                s.complete_session(
+                    "acme",
+                    "ses_a",
+                    CompletionReason::Ttl,
+                    t0() + secs(600),
+                    None,
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .changed
             })
         })
         .collect();
@@ -283,58 +265,66 @@ async fn calls_move_a_session_between_open_and_active(s: S) {
         .unwrap();
     let st = |t: &Transition<SessionRecord>| (t.record.state, t.changed);
     let t1 = s
-        .session_call_started("acme", "ses_a", "c1")
+        .session_call_started("acme", "ses_a", "c1", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&t1), (SessionState::Active, true));
     assert_eq!(t1.record.active_calls, vec!["c1".to_string()]);
     let t2 = s
-        .session_call_started("acme", "ses_a", "c2")
+        .session_call_started("acme", "ses_a", "c2", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&t2), (SessionState::Active, false));
     let again = s
-        .session_call_started("acme", "ses_a", "c2")
+        .session_call_started("acme", "ses_a", "c2", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.record.active_calls.len(), 2, "no duplicates");
     let e1 = s
-        .session_call_ended("acme", "ses_a", "c1")
+        .session_call_ended("acme", "ses_a", "c1", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&e1), (SessionState::Active, false));
     assert_eq!(e1.record.active_calls, vec!["c2".to_string()]);
     let e2 = s
-        .session_call_ended("acme", "ses_a", "c2")
+        .session_call_ended("acme", "ses_a", "c2", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&e2), (SessionState::Open, true));
     assert!(e2.record.active_calls.is_empty());
     let e3 = s
-        .session_call_ended("acme", "ses_a", "c2")
+        .session_call_ended("acme", "ses_a", "c2", None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&e3), (SessionState::Open, false));
     assert!(s
-        .session_call_started("acme", "ses_nope", "c1")
+        .session_call_started("acme", "ses_nope", "c1", None)
         .await
         .unwrap()
         .is_none());
     assert!(s
-        .session_call_ended("acme", "ses_nope", "c1")
+        .session_call_ended("acme", "ses_nope", "c1", None)
         .await
         .unwrap()
         .is_none());
     // An active session completes (TTL mid-call) and frees its number.
-    s.session_call_started("acme", "ses_a", "c3").await.unwrap();
+    s.session_call_started("acme", "ses_a", "c3", None)
+        .await
+        .unwrap();
     let done = s
-        .complete_session("acme", "ses_a", CompletionReason::Ttl, t0() + secs(600))
+        .complete_session(
+            "acme",
+            "ses_a",
+            CompletionReason::Ttl,
+            t0() + secs(600),
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -355,7 +345,7 @@ async fn open_active_step_changes_once_under_race(s: S) {
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.session_call_started("acme", "ses_a", &format!("c{i}"))
+                s.session_call_started("acme", "ses_a", &format!("c{i}"), None)
                     .await
                     .unwrap()
                     .unwrap()
@@ -405,7 +395,7 @@ async fn sync_pool_adds_and_removes_numbers(s: S) {
             .session_ref,
         "ses_a"
     );
-    s.complete_session("acme", "ses_a", CompletionReason::Closed, t0())
+    s.complete_session("acme", "ses_a", CompletionReason::Closed, t0(), None)
         .await
         .unwrap();
     let c = s.create_session(new_session("acme", "ses_c", t0())).await;
@@ -449,12 +439,12 @@ async fn tenants_are_isolated(s: S) {
         "ses_z"
     );
     assert!(s
-        .complete_session("zeta", "ses_a", CompletionReason::Closed, t0())
+        .complete_session("zeta", "ses_a", CompletionReason::Closed, t0(), None)
         .await
         .unwrap()
         .is_none());
     assert!(s
-        .session_call_started("zeta", "ses_a", "c")
+        .session_call_started("zeta", "ses_a", "c", None)
         .await
         .unwrap()
         .is_none());
@@ -466,7 +456,7 @@ async fn tenants_are_isolated(s: S) {
         .unwrap();
     assert_eq!(s.get_operation("zeta", "op-1").await.unwrap(), None);
     assert!(s
-        .finish_operation("zeta", "op-1", OperationStatus::Failed, None, t0())
+        .finish_operation("zeta", "op-1", OperationStatus::Failed, None, t0(), None)
         .await
         .unwrap()
         .is_none());
@@ -503,13 +493,15 @@ async fn list_sessions_newest_first_with_filters_and_cursors(s: S) {
             .await
             .unwrap();
     }
-    s.complete_session("acme", "ses_1", CompletionReason::Closed, t0())
+    s.complete_session("acme", "ses_1", CompletionReason::Closed, t0(), None)
         .await
         .unwrap();
-    s.complete_session("acme", "ses_4", CompletionReason::Closed, t0())
+    s.complete_session("acme", "ses_4", CompletionReason::Closed, t0(), None)
         .await
         .unwrap();
-    s.session_call_started("acme", "ses_6", "c").await.unwrap();
+    s.session_call_started("acme", "ses_6", "c", None)
+        .await
+        .unwrap();
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -588,9 +580,15 @@ async fn due_sessions_are_live_and_oldest_first(s: S) {
         s.due_sessions("acme", t0() + secs(30), 2).await.unwrap(),
         ["ses_a", "ses_b"]
     );
-    s.complete_session("acme", "ses_a", CompletionReason::Ttl, t0() + secs(30))
-        .await
-        .unwrap();
+    s.complete_session(
+        "acme",
+        "ses_a",
+        CompletionReason::Ttl,
+        t0() + secs(30),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.due_sessions("acme", t0() + secs(30), 10).await.unwrap(),
         ["ses_b", "ses_c"]
@@ -888,6 +886,7 @@ async fn finish_operation_exactly_once(s: S) {
                     status,
                     Some(format!("d{i}")),
                     t0() + secs(1),
+                    None,
                 )
                 .await
                 .unwrap()
@@ -922,7 +921,7 @@ async fn finish_operation_exactly_once(s: S) {
         .unwrap()
         .is_empty());
     assert!(s
-        .finish_operation("acme", "op-x", OperationStatus::Failed, None, t0())
+        .finish_operation("acme", "op-x", OperationStatus::Failed, None, t0(), None)
         .await
         .unwrap()
         .is_none());
@@ -1279,8 +1278,6 @@ macro_rules! conformance {
 }
 
 conformance!(
-    claim_event_once_until_ttl,
-    claim_event_exactly_once_across_tasks,
     concurrent_creates_never_share_a_number,
     create_get_and_duplicate_ref,
     completion_frees_the_number_for_a_later_session,
@@ -1308,7 +1305,142 @@ conformance!(
     undelivered_envelopes_are_only_logged,
     event_log_in_order_with_cursors,
     event_log_trimmed_by_retention,
+    a_transition_queues_its_webhook_only_when_it_changes,
+    a_webhook_id_is_queued_once,
+    sync_pool_reports_whether_it_changed,
 );
+
+// --- the transactional outbox -------------------------------------------------------
+
+fn emission(tenant: &str, id: &str) -> Emission {
+    Emission {
+        job: job(tenant, id),
+        deliver: true,
+        now: t0(),
+        retention: DAY,
+    }
+}
+
+async fn logged_ids(s: &S, tenant: &str) -> Vec<String> {
+    let page = s.events_after(tenant, None, 1000).await.unwrap();
+    page.items
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// 20 racing completes, each carrying its own webhook: exactly the winner's
+/// is logged and queued, in the same step as the change.
+async fn a_transition_queues_its_webhook_only_when_it_changes(s: S) {
+    s.sync_pool("acme", &numbers(1)).await.unwrap();
+    s.create_session(new_session("acme", "ses_a", t0()))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let e = emission("acme", &format!("evt_{i}"));
+                let t = s
+                    .complete_session("acme", "ses_a", CompletionReason::Closed, t0(), Some(e))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                t.changed.then_some(format!("evt_{i}"))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        winners.extend(t.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(logged_ids(&s, "acme").await, winners);
+    let claimed = s.claim_webhooks("acme", "w", 10, HOUR, t0()).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, winners[0]);
+
+    // The same for the call steps and an operation's result.
+    s.sync_pool("acme", &numbers(2)).await.unwrap();
+    s.create_session(new_session("acme", "ses_b", t0()))
+        .await
+        .unwrap();
+    for (i, started) in [(1, true), (2, true), (3, false), (4, false)] {
+        let e = Some(emission("acme", &format!("evt_step{i}")));
+        let t = if started {
+            s.session_call_started("acme", "ses_b", "c1", e).await
+        } else {
+            s.session_call_ended("acme", "ses_b", "c1", e).await
+        };
+        t.unwrap().unwrap();
+    }
+    s.register_operation(op("acme", "k1", "op-1", "c1", "answer"), HOUR)
+        .await
+        .unwrap();
+    for i in 1..=2 {
+        let e = Some(emission("acme", &format!("evt_op{i}")));
+        s.finish_operation("acme", "op-1", OperationStatus::Succeeded, None, t0(), e)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let ids = logged_ids(&s, "acme").await;
+    assert_eq!(ids[1..], ["evt_step1", "evt_step3", "evt_op1"], "{ids:?}");
+}
+
+/// An id is queued once, however many instances derive it.
+async fn a_webhook_id_is_queued_once(s: S) {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.enqueue_webhook(job("acme", "evt_same"), true, t0(), DAY)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut queued = 0;
+    for t in tasks {
+        queued += usize::from(t.await.unwrap());
+    }
+    assert_eq!(queued, 1);
+    assert!(s
+        .enqueue_webhook(job("acme", "evt_other"), true, t0(), DAY)
+        .await
+        .unwrap());
+    assert_eq!(logged_ids(&s, "acme").await, ["evt_same", "evt_other"]);
+    let claimed = s.claim_webhooks("acme", "w", 10, HOUR, t0()).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Another tenant's id space is its own.
+    assert!(s
+        .enqueue_webhook(job("beta", "evt_same"), true, t0(), DAY)
+        .await
+        .unwrap());
+}
+
+/// A pool synced to the same numbers is left alone (cheap enough to check
+/// every second); other numbers change it.
+async fn sync_pool_reports_whether_it_changed(s: S) {
+    assert!(s.sync_pool("acme", &numbers(2)).await.unwrap());
+    assert!(!s.sync_pool("acme", &numbers(2)).await.unwrap());
+    s.create_session(new_session("acme", "ses_a", t0()))
+        .await
+        .unwrap();
+    assert!(!s.sync_pool("acme", &numbers(2)).await.unwrap());
+    assert!(s.sync_pool("acme", &numbers(3)).await.unwrap());
+    // The held number stayed held: two more sessions fit, not three.
+    for r in ["ses_b", "ses_c"] {
+        s.create_session(new_session("acme", r, t0()))
+            .await
+            .unwrap();
+    }
+    let full = s.create_session(new_session("acme", "ses_d", t0())).await;
+    assert_eq!(full.unwrap_err(), CreateSessionError::PoolExhausted);
+}
 
 // --- Redis only -------------------------------------------------------------------
 
@@ -1376,7 +1508,32 @@ mod redis_only {
         unavailable(s.ping().await);
         server.resume();
         until_up(&s).await;
-        assert!(s.claim_event("core", 1, HOUR).await.unwrap());
+        assert!(s.sync_pool("acme", &numbers(1)).await.unwrap());
+    }
+
+    /// A Redis that lost everything (FLUSHALL: a restart without
+    /// persistence, a failover to an empty replica) gets the pool back from
+    /// the next sync, which says so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_emptied_redis_gets_its_pool_back() {
+        let server = RedisServer::start();
+        let s = open(&server.url()).await.unwrap();
+        assert!(s.sync_pool("acme", &numbers(1)).await.unwrap());
+        s.create_session(new_session("acme", "ses_a", t0()))
+            .await
+            .unwrap();
+        let mut c = ::redis::Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = ::redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+        let gone = s.create_session(new_session("acme", "ses_b", t0())).await;
+        assert_eq!(gone.unwrap_err(), CreateSessionError::PoolExhausted);
+        assert!(s.sync_pool("acme", &numbers(1)).await.unwrap(), "noticed");
+        s.create_session(new_session("acme", "ses_c", t0()))
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,19 +2,16 @@
 //!
 //! This file owns [`Results::finish`], the only way call control ends an
 //! operation: the store sets the result atomically (`finish_operation`
-//! reports whether *this* caller set it, across all daemon instances), and
-//! only that caller hands the finished operation to the [`ResultSink`] (the
-//! `command.result` webhook). Dispatch, the CHANNEL_ANSWER handler and the
+//! reports whether *this* caller set it, across all daemon instances) and
+//! queues the `command.result` the [`ResultSink`] built for it in the same
+//! step (the transactional outbox); only that caller tells the sink. Dispatch, the CHANNEL_ANSWER handler and the
 //! timeout task may race to finish the same operation; exactly one wins. It
 //! must not decide *which* result an operation gets.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use async_trait::async_trait;
 
 use crate::clock::SharedClock;
-use crate::store::{OperationRecord, OperationStatus, Store, StoreError};
+use crate::store::{Emission, OperationRecord, OperationStatus, Store, StoreError};
 
 /// Why a result could not be announced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,10 +19,15 @@ use crate::store::{OperationRecord, OperationStatus, Store, StoreError};
 pub struct SinkError(pub String);
 
 /// Where finished operations are announced (the `command.result` webhook).
-#[async_trait]
 pub trait ResultSink: Send + Sync + 'static {
-    /// Announces one finished operation. Called once per operation.
-    async fn command_result(&self, op: &OperationRecord) -> Result<(), SinkError>;
+    /// The webhook announcing `op`, as it will be stored once finished, for
+    /// the store to queue in the same step as the result; `None` when
+    /// nothing is to be queued there.
+    fn emission(&self, op: &OperationRecord) -> Result<Option<Emission>, SinkError>;
+
+    /// `op` got its result (and the emission, if any, was queued with it).
+    /// Called once per operation.
+    fn finished(&self, op: &OperationRecord, emission: Option<&Emission>);
 }
 
 /// A sink that keeps what it is given, for tests and tools.
@@ -41,14 +43,16 @@ impl CollectingSink {
     }
 }
 
-#[async_trait]
 impl ResultSink for CollectingSink {
-    async fn command_result(&self, op: &OperationRecord) -> Result<(), SinkError> {
+    fn emission(&self, _op: &OperationRecord) -> Result<Option<Emission>, SinkError> {
+        Ok(None)
+    }
+
+    fn finished(&self, op: &OperationRecord, _emission: Option<&Emission>) {
         self.seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(op.clone());
-        Ok(())
     }
 }
 
@@ -59,9 +63,6 @@ pub struct Results {
     clock: SharedClock,
     sink: Arc<dyn ResultSink>,
 }
-
-/// Attempts to announce a result before giving up (with 50, 200 ms pauses).
-const ANNOUNCE_ATTEMPTS: u32 = 3;
 
 impl Results {
     /// Results written to `store` and announced to `sink`.
@@ -90,9 +91,26 @@ impl Results {
         detail: impl Into<String>,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let now = self.clock.now();
+        let Some(mut next) = self.store.get_operation(tenant, id).await? else {
+            return Ok(None);
+        };
+        if next.status != OperationStatus::InProgress {
+            return Ok(None);
+        }
+        let detail = detail.into();
+        next.status = status;
+        next.detail = Some(detail.clone());
+        next.completed_at = Some(now);
+        let emission = match self.sink.emission(&next) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(operation = %id, tenant, error = %e, "no command.result can be built");
+                None
+            }
+        };
         let Some(t) = self
             .store
-            .finish_operation(tenant, id, status, Some(detail.into()), now)
+            .finish_operation(tenant, id, status, Some(detail), now, emission.clone())
             .await?
         else {
             return Ok(None);
@@ -107,26 +125,8 @@ impl Results {
             "status" => format!("{:?}", op.status).to_lowercase()
         )
         .increment(1);
-        self.announce(&op).await;
+        self.sink.finished(&op, emission.as_ref());
         Ok(Some(op))
-    }
-
-    async fn announce(&self, op: &OperationRecord) {
-        let mut pause = Duration::from_millis(50);
-        for attempt in 1..=ANNOUNCE_ATTEMPTS {
-            match self.sink.command_result(op).await {
-                Ok(()) => return,
-                Err(e) if attempt < ANNOUNCE_ATTEMPTS => {
-                    tracing::warn!(operation = %op.id, error = %e, "announcing a command result failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause *= 4;
-                }
-                Err(e) => {
-                    tracing::error!(operation = %op.id, tenant = %op.tenant, error = %e,
-                        "command result not announced; GET /api/v1/operations/{{id}} still shows it");
-                }
-            }
-        }
     }
 }
 
@@ -166,7 +166,7 @@ mod tests {
             sink.clone(),
         );
         let Registered::Created(_) = store
-            .register_operation(op("o1"), Duration::from_secs(60))
+            .register_operation(op("o1"), std::time::Duration::from_secs(60))
             .await
             .unwrap()
         else {

@@ -1,15 +1,14 @@
 //! `command.result` webhooks: the [`ResultSink`] the daemon uses.
 //!
 //! This file owns the mapping of a finished operation to the webhooks
-//! module's [`CommandResultData`] and its emission through the [`Outbox`]
-//! (one store write; delivery, signing and retries are the outbox's). It
+//! module's [`CommandResultData`] and its [`Emission`] through the [`Outbox`]
+//! (queued by the store with the result; delivery, signing and retries are
+//! the outbox's). It
 //! must not decide when an operation is finished ([`super::results`] does).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use crate::store::OperationRecord;
+use crate::store::{Emission, OperationRecord};
 use crate::tenants::Tenants;
 use crate::webhooks::envelope::CommandResultData;
 use crate::webhooks::outbox::Outbox;
@@ -30,9 +29,8 @@ impl OutboxResults {
     }
 }
 
-#[async_trait]
 impl ResultSink for OutboxResults {
-    async fn command_result(&self, op: &OperationRecord) -> Result<(), SinkError> {
+    fn emission(&self, op: &OperationRecord) -> Result<Option<Emission>, SinkError> {
         let tenant = self
             .tenants
             .by_id(&op.tenant)
@@ -41,10 +39,15 @@ impl ResultSink for OutboxResults {
             .ok_or_else(|| SinkError(format!("operation {} has no result yet", op.id)))?;
         let at = op.completed_at.unwrap_or(op.created_at);
         self.outbox
-            .emit_data(tenant.config(), at, &data)
-            .await
-            .map(|_| ())
+            .emission_for(tenant.config(), at, &data)
+            .map(Some)
             .map_err(|e| SinkError(e.to_string()))
+    }
+
+    fn finished(&self, _op: &OperationRecord, emission: Option<&Emission>) {
+        if let Some(e) = emission {
+            self.outbox.queued(e);
+        }
     }
 }
 
@@ -81,11 +84,15 @@ mod tests {
             deadline: now,
             completed_at: None,
         };
-        assert!(sink.command_result(&op).await.is_err(), "in progress");
+        assert!(sink.emission(&op).is_err(), "in progress");
         op.status = OperationStatus::Succeeded;
         op.detail = Some("+OK".into());
         op.completed_at = Some(now);
-        sink.command_result(&op).await.unwrap();
+        let e = sink.emission(&op).unwrap().expect("an envelope");
+        store
+            .enqueue_webhook(e.job, e.deliver, e.now, e.retention)
+            .await
+            .unwrap();
         let events = store.events_after("acme", None, 10).await.unwrap();
         let body: serde_json::Value = serde_json::from_str(&events.items[0].payload).unwrap();
         assert_eq!(body["type"], "command.result");
@@ -94,6 +101,6 @@ mod tests {
         assert_eq!(body["data"]["status"], "succeeded");
         assert_eq!(body["data"]["detail"], "+OK");
         op.tenant = "ghost".into();
-        assert!(sink.command_result(&op).await.is_err());
+        assert!(sink.emission(&op).is_err());
     }
 }

@@ -4,8 +4,9 @@
 //! answers), readiness (the store answers a ping, at least one FreeSWITCH
 //! node is connected, and the instance is not draining; per-node detail
 //! either way), the Prometheus text of the process's recorder, and the
-//! OpenAPI document assembled by [`super::router`]. None of them needs
-//! credentials, and none reveals configuration or secrets.
+//! OpenAPI document assembled by [`super::router`]. Only `/metrics` needs a
+//! credential (it lists tenant ids and volumes: [`MetricsReader`]); none
+//! reveals configuration or secrets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::MetricsReader;
+use super::error::ErrorEnvelope;
 use super::state::AppState;
 use super::ApiRouter;
 use crate::esl::node::NodeState;
@@ -72,7 +75,8 @@ pub struct Readiness {
 /// Whether the store answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreReadiness {
-    /// `ok`, `unavailable`, `timeout` or `error`.
+    /// `ok`, `unavailable`, `timeout`, `error`, or `syncing` (reachable, but
+    /// the masked-number pools are being put back: it lost its contents).
     #[schema(example = "ok")]
     pub status: String,
 }
@@ -118,6 +122,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             "timeout"
         }
     };
+    // Reachable but without the pools (it came back empty): not ready
+    // until the daemon has put them back.
+    let pools_synced = state
+        .pools_synced
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let store = if store == "ok" && !pools_synced {
+        "syncing"
+    } else {
+        store
+    };
     let nodes: Vec<NodeReadiness> = state
         .nodes
         .nodes()
@@ -157,16 +171,23 @@ fn node_readiness(name: String, state: NodeState) -> NodeReadiness {
     }
 }
 
-/// Prometheus metrics of this process.
+/// Prometheus metrics of this process. With `http.metrics_token` set, only
+/// with `Authorization: Bearer <token>`; without it, only from loopback.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    security(()),
-    responses((status = 200, description = "Prometheus text exposition format",
-               content_type = "text/plain; version=0.0.4", body = String))
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format",
+         content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "http.metrics_token is set and the request does not carry \
+         it as `Authorization: Bearer <token>`", body = ErrorEnvelope),
+        (status = 403, description = "No http.metrics_token is set and the client is not on \
+         loopback", body = ErrorEnvelope)
+    )
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(_reader: MetricsReader, State(state): State<AppState>) -> Response {
     state.metrics.run_upkeep();
     (
         [(

@@ -39,6 +39,11 @@ pub struct AppState {
     pub switch: crate::switch::Switch,
     /// Where domain handlers write webhook envelopes.
     pub outbox: crate::webhooks::outbox::Outbox,
+    /// False while the store is known to lack a tenant's masked-number pool
+    /// (a sync failed, or found it gone: a store that came back empty) until
+    /// the daemon has synced it again: `/readyz` says so. The daemon syncs
+    /// once before it serves, so this starts out true.
+    pub pools_synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -62,6 +67,7 @@ impl AppState {
             metrics,
             drain: DrainSignal::new(),
             switch: crate::switch::Switch::new(Vec::new()),
+            pools_synced: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 

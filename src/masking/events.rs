@@ -3,45 +3,60 @@
 //! `session.completed`, and the end of a session originate as
 //! `command.result` (command `originate`), like every other operation.
 //!
-//! This file owns [`SessionEvents`] (what the domain calls once a store
-//! transition reports `changed`), its implementation over the webhook
-//! [`Outbox`] (the daemon's), and [`RecordedEvents`] for tests. It must not
-//! decide *whether* to emit (the domain does, from `Transition::changed`),
-//! nor sign, queue or deliver anything itself.
+//! This file owns [`SessionEvents`], its implementation over the webhook
+//! [`Outbox`] (the daemon's), and [`RecordedEvents`] for tests. The domain
+//! asks the port for the webhook of a change *before* making it, hands it to
+//! the store transition (which queues it in the same atomic step, only if
+//! the step changes the state: the transactional outbox), and tells the
+//! port afterwards when it did. It must not decide *whether* to emit, nor
+//! sign or deliver anything itself.
 
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::TenantConfig;
 use crate::store::{
-    CompletionReason, OperationRecord, OperationStatus, SessionRecord, SessionState, StoreError,
+    CompletionReason, Emission, OperationRecord, OperationStatus, SessionRecord, SessionState,
+    StoreError,
 };
 use crate::webhooks::envelope::{CommandResultData, SessionData};
 use crate::webhooks::outbox::EmitError;
 use crate::webhooks::Outbox;
 
 /// Where session webhooks go.
-#[async_trait]
 pub trait SessionEvents: Send + Sync + 'static {
-    /// `session` just entered its current state at `at` (because of call
-    /// `call_id`, when a call caused it). Queue the matching webhook.
-    async fn session_changed(
+    /// The webhook announcing that `session` enters the state it shows, at
+    /// `at` (because of call `call_id`, when a call causes it), for the store
+    /// to queue with the change; `None` when nothing is to be queued there.
+    fn session_emission(
         &self,
         tenant: &TenantConfig,
         at: DateTime<Utc>,
         session: &SessionRecord,
         call_id: Option<&str>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<Emission>, StoreError>;
 
-    /// A session originate's operation just got its result: queue its
-    /// `command.result`.
-    async fn originate_finished(
+    /// The change was made (and its emission queued with it).
+    fn session_changed(
+        &self,
+        tenant: &TenantConfig,
+        at: DateTime<Utc>,
+        session: &SessionRecord,
+        call_id: Option<&str>,
+        emission: Option<&Emission>,
+    );
+
+    /// The `command.result` of a session originate's operation as it will be
+    /// stored once finished.
+    fn originate_emission(
         &self,
         tenant: &TenantConfig,
         operation: &OperationRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<Emission>, StoreError>;
+
+    /// The originate's operation got that result (and its emission).
+    fn originate_finished(&self, operation: &OperationRecord, emission: Option<&Emission>);
 }
 
 /// One recorded session event.
@@ -99,15 +114,25 @@ impl RecordedEvents {
     }
 }
 
-#[async_trait]
 impl SessionEvents for RecordedEvents {
-    async fn session_changed(
+    fn session_emission(
+        &self,
+        _tenant: &TenantConfig,
+        _at: DateTime<Utc>,
+        _session: &SessionRecord,
+        _call_id: Option<&str>,
+    ) -> Result<Option<Emission>, StoreError> {
+        Ok(None)
+    }
+
+    fn session_changed(
         &self,
         tenant: &TenantConfig,
         at: DateTime<Utc>,
         session: &SessionRecord,
         call_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+        _emission: Option<&Emission>,
+    ) {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -119,53 +144,71 @@ impl SessionEvents for RecordedEvents {
                 call_id: call_id.map(str::to_owned),
                 at,
             });
-        Ok(())
     }
 
-    async fn originate_finished(
+    fn originate_emission(
         &self,
         _tenant: &TenantConfig,
-        operation: &OperationRecord,
-    ) -> Result<(), StoreError> {
+        _operation: &OperationRecord,
+    ) -> Result<Option<Emission>, StoreError> {
+        Ok(None)
+    }
+
+    fn originate_finished(&self, operation: &OperationRecord, _emission: Option<&Emission>) {
         self.results
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((operation.id.clone(), operation.status));
-        Ok(())
     }
 }
 
 /// The daemon's port: `session.*` envelopes into the webhook outbox (queued
 /// for the tenant's URL and logged for `GET /v1/events`).
-#[async_trait]
 impl SessionEvents for Outbox {
-    async fn session_changed(
+    fn session_emission(
         &self,
         tenant: &TenantConfig,
         at: DateTime<Utc>,
         session: &SessionRecord,
         call_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Emission>, StoreError> {
         let data = SessionData::from_record(session, call_id);
-        self.emit_data(tenant, at, &data)
-            .await
-            .map(|_| ())
+        self.emission_for(tenant, at, &data)
+            .map(Some)
             .map_err(store_error)
     }
 
-    async fn originate_finished(
+    fn session_changed(
+        &self,
+        _tenant: &TenantConfig,
+        _at: DateTime<Utc>,
+        _session: &SessionRecord,
+        _call_id: Option<&str>,
+        emission: Option<&Emission>,
+    ) {
+        if let Some(e) = emission {
+            self.queued(e);
+        }
+    }
+
+    fn originate_emission(
         &self,
         tenant: &TenantConfig,
         operation: &OperationRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Emission>, StoreError> {
         let Some(data) = CommandResultData::from_operation(operation) else {
-            return Ok(()); // still in progress: nothing to announce
+            return Ok(None); // still in progress: nothing to announce
         };
         let at = operation.completed_at.unwrap_or(operation.created_at);
-        self.emit_data(tenant, at, &data)
-            .await
-            .map(|_| ())
+        self.emission_for(tenant, at, &data)
+            .map(Some)
             .map_err(store_error)
+    }
+
+    fn originate_finished(&self, _operation: &OperationRecord, emission: Option<&Emission>) {
+        if let Some(e) = emission {
+            self.queued(e);
+        }
     }
 }
 
@@ -210,10 +253,14 @@ mod tests {
             metadata: None,
             active_calls: vec![],
         };
-        outbox
-            .session_changed(&tenant("acme", &[]), start(), &session, None)
+        let e = outbox
+            .session_emission(&tenant("acme", &[]), start(), &session, None)
+            .unwrap()
+            .expect("an envelope");
+        assert!(store
+            .enqueue_webhook(e.job, e.deliver, e.now, e.retention)
             .await
-            .unwrap();
+            .unwrap());
         let page = store.events_after("acme", None, 10).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&page.items[0].payload).unwrap();
         assert_eq!(v["type"], "session.completed");

@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::service::Masking;
+use super::service::{Masking, Step};
 use crate::esl::HangupCause;
 use crate::store::{CompletionReason, StoreError};
 use crate::tenants::TenantSettings;
@@ -81,20 +81,16 @@ impl Masking {
     ) -> Result<bool, StoreError> {
         // Calls to cut must be read before completing clears them; no call
         // joins an expired session (lookup and originate check the TTL).
+        let Some(current) = self.store.get_session(tenant.id(), session_ref).await? else {
+            return Ok(false);
+        };
         let calls = if tenant.hangup_on_expiry() {
-            self.store
-                .get_session(tenant.id(), session_ref)
-                .await?
-                .map(|s| s.active_calls)
-                .unwrap_or_default()
+            current.active_calls.clone()
         } else {
             Vec::new()
         };
-        let Some(t) = self
-            .store
-            .complete_session(tenant.id(), session_ref, CompletionReason::Ttl, now)
-            .await?
-        else {
+        let step = Step::Complete(CompletionReason::Ttl, now);
+        let Some(t) = self.transition(tenant.id(), &current, step, None).await? else {
             return Ok(false);
         };
         if !t.changed {
@@ -102,7 +98,6 @@ impl Masking {
         }
         metrics::counter!("fsgate_sessions_expired_total", "tenant" => tenant.id().to_owned())
             .increment(1);
-        self.emit(tenant.id(), &t.record, None).await;
         join_all(calls.iter().map(|uuid| self.cut(uuid))).await;
         Ok(true)
     }

@@ -7,6 +7,7 @@
 //! ([`Masking`], the rules), [`dial`] (what a party's leg looks like),
 //! [`lookup`] (the mod_curl route), [`originate`] (the two-leg call),
 //! [`handler`] (call events → session state), [`expiry`] (the TTL sweep),
+//! [`reconcile`] (active sessions' calls checked against the switch),
 //! [`events`] (the webhook port), [`routes`] (thin HTTP handlers and their
 //! OpenAPI). Nothing here formats ESL text or reads
 //! the system clock.
@@ -15,7 +16,8 @@
 //! tenants, switch and webhook outbox; call [`Masking::sync_pools`] at
 //! start; pass [`routes()`] to `http::router`; add [`SessionCallHandler`] to
 //! the pipeline's handlers; start [`spawn_expiry`] with
-//! [`expiry::EXPIRY_INTERVAL`].
+//! [`expiry::EXPIRY_INTERVAL`] and a [`SessionReconciler`] with
+//! [`SESSION_RECONCILE_INTERVAL`].
 
 pub mod dial;
 pub mod error;
@@ -25,6 +27,7 @@ pub mod handler;
 pub mod lookup;
 pub mod model;
 pub mod originate;
+pub mod reconcile;
 pub mod routes;
 pub mod service;
 
@@ -33,5 +36,6 @@ pub use events::{RecordedEvents, SessionEvents};
 pub use expiry::spawn_expiry;
 pub use handler::SessionCallHandler;
 pub use lookup::RouteAnswer;
+pub use reconcile::{SessionReconciler, SESSION_RECONCILE_INTERVAL};
 pub use routes::routes;
 pub use service::{Masking, MaskingOptions};

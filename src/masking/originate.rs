@@ -143,7 +143,7 @@ impl Masking {
     }
 
     /// Sets an originate operation's result; only the caller that set it
-    /// (across instances) announces it as `command.result`.
+    /// (across instances) has its `command.result` queued, with the result.
     async fn finish_operation(
         &self,
         tenant: &str,
@@ -151,15 +151,9 @@ impl Masking {
         status: OperationStatus,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let t = self
-            .store
-            .finish_operation(tenant, id, status, Some(detail.to_owned()), now)
-            .await?;
-        if let Some(t) = t.filter(|t| t.changed) {
-            self.emit_result(&t.record).await;
-        }
-        Ok(())
+        self.finish_originate(tenant, id, status, detail)
+            .await
+            .map(|_| ())
     }
 
     /// Settles the in-progress originate operations of call `uuid` (its

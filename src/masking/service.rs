@@ -1,6 +1,6 @@
 //! The rules of masked-number sessions: create, read, list, complete, and
-//! the call-driven `open` ⇄ `active` steps, each followed by its webhook when
-//! (and only when) this call made the change.
+//! the call-driven `open` ⇄ `active` steps, each with its webhook queued in
+//! the same store step, when (and only when) that step made the change.
 //!
 //! This file owns [`Masking`], the domain object every entry point (REST
 //! routes, the dialplan lookup, originate, the expiry task, the call-event
@@ -18,9 +18,8 @@ use super::error::MaskingError;
 use super::events::SessionEvents;
 use super::model::{CreateSessionRequest, ListQuery, SessionRef};
 use crate::clock::SharedClock;
-use crate::config::TenantConfig;
 use crate::store::{
-    CompletionReason, CreateSessionError, NewSession, OperationRecord, Page, SessionRecord,
+    CompletionReason, CreateSessionError, NewSession, OperationStatus, Page, SessionRecord,
     SessionState, Store, StoreError, Transition,
 };
 use crate::switch::Switch;
@@ -204,13 +203,9 @@ impl Masking {
             CompletionReason::Closed
         };
         let t = self
-            .store
-            .complete_session(tenant, &current.session_ref, reason, now)
+            .transition(tenant, &current, Step::Complete(reason, now), None)
             .await?
             .ok_or_else(|| MaskingError::NotFound(current.session_ref.clone()))?;
-        if t.changed {
-            self.emit(tenant, &t.record, None).await;
-        }
         Ok(t.record)
     }
 
@@ -223,18 +218,17 @@ impl Masking {
         session_ref: &str,
         uuid: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(current) = self.store.get_session(tenant, session_ref).await? else {
+            return Ok(None);
+        };
         let Some(t) = self
-            .store
-            .session_call_started(tenant, session_ref, uuid)
+            .transition(tenant, &current, Step::CallStarted, Some(uuid))
             .await?
         else {
             return Ok(None);
         };
         if t.record.state == SessionState::Completed {
             return Ok(None);
-        }
-        if t.changed {
-            self.emit(tenant, &t.record, Some(uuid)).await;
         }
         Ok(Some(t.record))
     }
@@ -247,68 +241,128 @@ impl Masking {
         session_ref: &str,
         uuid: &str,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        let t = self
-            .store
-            .session_call_ended(tenant, session_ref, uuid)
-            .await?;
-        if let Some(t) = &t {
+        let Some(current) = self.store.get_session(tenant, session_ref).await? else {
+            return Ok(None);
+        };
+        self.transition(tenant, &current, Step::CallEnded, Some(uuid))
+            .await
+    }
+
+    /// Makes `step` on session `current` with the webhook of the state it
+    /// leads to queued in the same store step (only if the step changes the
+    /// state: the transactional outbox), then tells the events port.
+    pub(super) async fn transition(
+        &self,
+        tenant: &str,
+        current: &SessionRecord,
+        step: Step,
+        call_id: Option<&str>,
+    ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
+        let config = self.tenants.by_id(tenant).map(|t| t.config());
+        let mut next = current.clone();
+        let at = match step {
+            Step::Complete(reason, at) => {
+                next.state = SessionState::Completed;
+                next.completion_reason = Some(reason);
+                next.completed_at = Some(at);
+                next.active_calls.clear();
+                at
+            }
+            Step::CallStarted => {
+                next.state = SessionState::Active;
+                self.clock.now()
+            }
+            Step::CallEnded => {
+                next.state = SessionState::Open;
+                self.clock.now()
+            }
+        };
+        let emission = match config {
+            Some(c) => self.events.session_emission(c, at, &next, call_id)?,
+            None => {
+                tracing::error!(tenant, "a session of an unconfigured tenant");
+                None
+            }
+        };
+        let (r, uuid) = (current.session_ref.as_str(), call_id.unwrap_or_default());
+        let store = &self.store;
+        let t = match step {
+            Step::Complete(reason, at) => {
+                store
+                    .complete_session(tenant, r, reason, at, emission.clone())
+                    .await?
+            }
+            Step::CallStarted => {
+                store
+                    .session_call_started(tenant, r, uuid, emission.clone())
+                    .await?
+            }
+            Step::CallEnded => {
+                store
+                    .session_call_ended(tenant, r, uuid, emission.clone())
+                    .await?
+            }
+        };
+        if let (Some(t), Some(c)) = (&t, config) {
             if t.changed {
-                self.emit(tenant, &t.record, Some(uuid)).await;
+                self.events
+                    .session_changed(c, at, &t.record, call_id, emission.as_ref());
             }
         }
         Ok(t)
     }
 
-    /// Queues the webhook of the state `session` just entered.
-    pub(super) async fn emit(&self, tenant: &str, session: &SessionRecord, call_id: Option<&str>) {
-        let at = match session.state {
-            SessionState::Completed => session.completed_at.unwrap_or_else(|| self.clock.now()),
-            _ => self.clock.now(),
+    /// Finishes originate operation `id` of `tenant` with its `command.result`
+    /// queued in the same store step; true when this call finished it.
+    pub(super) async fn finish_originate(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: OperationStatus,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(current) = self.store.get_operation(tenant, id).await? else {
+            return Ok(false);
         };
-        self.announce(tenant, &session.session_ref, |t| {
-            self.events.session_changed(t, at, session, call_id)
-        })
-        .await;
-    }
-
-    /// Queues the `command.result` of a finished originate operation.
-    pub(super) async fn emit_result(&self, operation: &OperationRecord) {
-        self.announce(&operation.tenant, &operation.id, |t| {
-            self.events.originate_finished(t, operation)
-        })
-        .await;
-    }
-
-    /// Runs `send` for the tenant's configuration. The change it announces
-    /// is already made, so a failure is retried a few times, then logged:
-    /// the store is the truth and the API shows it.
-    async fn announce<'a, F, Fut>(&'a self, tenant: &str, what: &str, send: F)
-    where
-        F: Fn(&'a TenantConfig) -> Fut,
-        Fut: std::future::Future<Output = Result<(), StoreError>>,
-    {
-        let Some(t) = self.tenants.by_id(tenant) else {
-            tracing::error!(tenant, what, "an event for an unconfigured tenant");
-            return;
+        let now = self.clock.now();
+        let mut next = current;
+        next.status = status;
+        next.detail = Some(detail.to_owned());
+        next.completed_at = Some(now);
+        let emission = match self.tenants.by_id(tenant) {
+            Some(t) => self.events.originate_emission(t.config(), &next)?,
+            None => None,
         };
-        let config: &'a TenantConfig = t.config();
-        let mut delay = Duration::from_millis(20);
-        for attempt in 1..=4 {
-            match send(config).await {
-                Ok(()) => return,
-                Err(error) if attempt < 4 => {
-                    tracing::warn!(tenant, what, %error, "queueing a webhook failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
-                Err(error) => {
-                    metrics::counter!("fsgate_masking_events_lost_total", "tenant" => tenant.to_owned())
-                        .increment(1);
-                    tracing::error!(tenant, what, %error, "a webhook could not be queued");
-                }
+        let t = self
+            .store
+            .finish_operation(
+                tenant,
+                id,
+                status,
+                Some(detail.to_owned()),
+                now,
+                emission.clone(),
+            )
+            .await?;
+        match t.filter(|t| t.changed) {
+            Some(t) => {
+                self.events.originate_finished(&t.record, emission.as_ref());
+                Ok(true)
             }
+            None => Ok(false),
         }
     }
+}
+
+/// A session step (see [`Masking::transition`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Step {
+    /// Complete for this reason at this time.
+    Complete(CompletionReason, DateTime<Utc>),
+    /// A call on the masked number started.
+    CallStarted,
+    /// A call on the masked number ended.
+    CallEnded,
 }
 
 #[cfg(test)]

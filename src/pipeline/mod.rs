@@ -8,11 +8,18 @@
 //! this path waits on HTTP, and the ESL reader upstream never waits at all
 //! (its own channel drops and reports instead, see `esl::connection`).
 //!
-//! De-duplication: every daemon instance connected to a node receives every
-//! event; an atomic claim of `(Core-UUID, Event-Sequence)` in the store lets
-//! exactly one instance act on each. Because different instances may then
-//! handle different events of the same call, the call table merges records
-//! monotonically (see [`crate::store::Store::put_call`]).
+//! Several instances: every daemon instance connected to a node receives,
+//! and handles, every event, so that no event is lost with an instance that
+//! died handling it. What they write is idempotent: the call table merges
+//! records monotonically (see [`crate::store::Store::put_call`]), session and
+//! operation transitions happen once and queue their webhook with them, and
+//! the lifecycle webhooks have ids derived from the call, queued once.
+//!
+//! The store unreachable: a shard waits (retrying, with a backoff capped at
+//! a second) and keeps its events in order meanwhile; the wait is counted in
+//! `fsgate_pipeline_events_waiting`. Its queue is bounded, so a long outage
+//! backs up to the node's bounded event channel, which drops and reports
+//! the loss: the node is then reconciled from the switch. Never silence.
 //!
 //! When a node connects (again), or events were dropped, the pipeline
 //! reconciles that node's live calls with what the switch reports
@@ -115,8 +122,6 @@ pub struct Deps {
     pub handlers: Vec<Arc<dyn CallEventHandler>>,
     /// How long ended calls stay readable.
     pub retention: Duration,
-    /// How long an event claim is remembered.
-    pub dedup_ttl: Duration,
 }
 
 /// The running pipeline.
@@ -230,15 +235,6 @@ async fn shard(deps: Arc<Deps>, mut work: mpsc::Receiver<Work>) {
         let Some((kind, record)) = calltable::record_of(&node, &event, deps.clock.now()) else {
             continue;
         };
-        // Claim once: a retry after a failure must not find its own claim.
-        match retry(&node, || claim(&deps, &event)).await {
-            Some(true) => {}
-            Some(false) => continue, // another instance has it
-            None => {
-                spawn_reconcile(deps.clone(), node.clone());
-                continue;
-            }
-        }
         if retry(&node, || apply(&deps, &node, &event, kind, record.clone()))
             .await
             .is_none()
@@ -248,38 +244,49 @@ async fn shard(deps: Arc<Deps>, mut work: mpsc::Receiver<Work>) {
     }
 }
 
-/// Runs `step` until it succeeds, backing off from 50 ms to about 3 s in all;
-/// `None` when it kept failing (the failure is counted and logged).
+/// Runs `step` until it succeeds. While the store is unavailable it waits
+/// as long as that lasts (backing off from 50 ms to 1 s), keeping the
+/// shard's events in order; other failures are retried for about 3 s. `None`
+/// when it gave up (counted and logged).
 async fn retry<T, F, Fut>(node: &str, mut step: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut delay = Duration::from_millis(50);
-    loop {
+    let mut waited = Duration::ZERO;
+    let mut waiting = false;
+    let result = loop {
         match step().await {
-            Ok(value) => return Some(value),
-            Err(error) if delay <= Duration::from_secs(2) => {
+            Ok(value) => break Some(value),
+            Err(StoreError::Unavailable(error)) => {
+                if !waiting {
+                    waiting = true;
+                    metrics::gauge!("fsgate_pipeline_events_waiting", "node" => node.to_owned())
+                        .increment(1.0);
+                    tracing::warn!(node, %error, "the store is unavailable; events wait for it");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(error) if waited <= Duration::from_secs(2) => {
                 tracing::warn!(node, %error, "handling an event failed; retrying");
                 tokio::time::sleep(delay).await;
+                waited += delay;
                 delay *= 2;
             }
             Err(error) => {
                 metrics::counter!("fsgate_pipeline_events_failed_total", "node" => node.to_owned())
                     .increment(1);
                 tracing::error!(node, %error, "giving up on an event; the node will be reconciled");
-                return None;
+                break None;
             }
         }
+    };
+    if waiting {
+        metrics::gauge!("fsgate_pipeline_events_waiting", "node" => node.to_owned()).decrement(1.0);
     }
-}
-
-/// True when this instance is the one to act on the event.
-async fn claim(deps: &Deps, event: &Event) -> Result<bool, StoreError> {
-    match (event.core_uuid(), event.sequence()) {
-        (Some(core), Some(seq)) => deps.store.claim_event(&core, seq, deps.dedup_ttl).await,
-        _ => Ok(true),
-    }
+    result
 }
 
 /// Call table, then handlers.

@@ -72,23 +72,22 @@ pub async fn reconcile_node(deps: &Deps, node: &str) -> Result<Report, Reconcile
                 continue; // just created: `show` has not caught up
             }
         }
-        if !deps
-            .store
-            .claim_event("reconcile", sequence_of(&call.uuid), deps.dedup_ttl)
-            .await?
-        {
-            continue;
-        }
-        let now = deps.clock.now();
+        // When the call really ended is unknown unless its last event (a
+        // CHANNEL_HANGUP whose HANGUP_COMPLETE was missed) said so: the
+        // durations are then that event's, else null, never "until now".
         let mut ended = call.clone();
+        let last_seen_end = call.ended_at;
         ended.state = CallState::Ended;
-        ended.ended_at = Some(now);
+        ended.ended_at = Some(last_seen_end.unwrap_or_else(|| deps.clock.now()));
         ended.hangup_cause = Some(RECONCILED_CAUSE.to_owned());
         ended.q850 = Some(31);
-        ended.duration_s = Some((now - call.created_at).num_seconds().max(0) as u64);
-        ended.billsec = call
-            .answered_at
-            .map(|a| (now - a).num_seconds().max(0) as u64);
+        ended.duration_s = last_seen_end
+            .map(|end| (end - call.created_at).num_seconds().max(0) as u64)
+            .or(call.duration_s);
+        ended.billsec = match (last_seen_end, call.answered_at) {
+            (Some(end), Some(answered)) => Some((end - answered).num_seconds().max(0) as u64),
+            _ => call.billsec,
+        };
         ended.reconciled = true;
         let call = deps.store.put_call(ended, deps.retention).await?;
         dispatch(deps, node, CallEventKind::HangupComplete, &call).await?;
@@ -128,14 +127,6 @@ async fn dispatch(
         handler.on_call_event(&change).await?;
     }
     Ok(())
-}
-
-/// A stable number per UUID, so the synthetic hangup is claimed like an event.
-fn sequence_of(uuid: &str) -> u64 {
-    // FNV-1a: stable across processes and versions (unlike `DefaultHasher`).
-    uuid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn adopt(node: &str, row: &ChannelRow) -> CallRecord {
@@ -186,14 +177,3 @@ fn adopt(node: &str, row: &ChannelRow) -> CallRecord {
 /// Key in [`CallRecord::extra`] marking a call taken into the table from
 /// `show channels` rather than from its events.
 pub const ADOPTED: &str = "adopted";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn synthetic_sequence_is_stable() {
-        assert_eq!(sequence_of("a"), 0xaf63dc4c8601ec8c);
-        assert_ne!(sequence_of("u1"), sequence_of("u2"));
-    }
-}

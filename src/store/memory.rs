@@ -3,7 +3,7 @@
 //! Owns all shared state in one process, behind one `std::sync::Mutex`: every
 //! method takes the lock once, does its whole change, and lets go, so each is
 //! atomic; the lock is never held across an await. Keys that live for a
-//! `Duration` (event claims, ended calls, bindings, operations) expire by
+//! `Duration` (ended calls, bindings, operations) expire by
 //! `tokio::time::Instant` (so tests with paused tokio time work): every call
 //! first evicts what a min-heap of deadlines says is due, so expired entries
 //! are really gone and memory stays bounded. It must not read the wall clock:
@@ -15,6 +15,9 @@ mod ops;
 mod sessions;
 mod webhooks;
 
+// Idempotency-Key records (appended; their own file and lock).
+mod idempotency;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -24,16 +27,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::{Begun, IdempotencyAttempt, IdempotencyScope, StoredResponse};
+
 use super::{
-    CallBinding, CallRecord, ClaimedWebhook, CompletionReason, CreateSessionError, LoggedEvent,
-    NewSession, OperationRecord, OperationStatus, Page, Registered, SessionRecord, SessionState,
-    Store, StoreError, Transition, WebhookJob, WebhookOutcome,
+    CallBinding, CallRecord, ClaimedWebhook, CompletionReason, CreateSessionError, Emission,
+    LoggedEvent, NewSession, OperationRecord, OperationStatus, Page, Registered, SessionRecord,
+    SessionState, Store, StoreError, Transition, WebhookJob, WebhookOutcome,
 };
 
 /// The embedded, single-process store.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Idempotency-Key records, under their own lock (`memory/idempotency.rs`).
+    idempotency: idempotency::Table,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -45,7 +52,6 @@ impl std::fmt::Debug for MemoryStore {
 /// A key with a deadline, as queued for eviction.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Expiring {
-    Claim(String, u64),
     Call(String),
     Binding(String),
     Operation(String, String),
@@ -54,7 +60,6 @@ enum Expiring {
 
 #[derive(Default)]
 struct Inner {
-    claims: HashMap<(String, u64), Instant>,
     tenants: HashMap<String, sessions::Tenant>,
     calls: calls::CallTable,
     ops: HashMap<String, ops::TenantOps>,
@@ -69,6 +74,22 @@ impl Inner {
         self.deadlines.push(Reverse((at, key)));
     }
 
+    /// Queues `emit` when `t` is a change: in the same critical section as
+    /// the change itself (the transactional outbox).
+    fn emit_on_change<T>(
+        &mut self,
+        t: Option<Transition<T>>,
+        emit: Option<Emission>,
+    ) -> Option<Transition<T>> {
+        if let (Some(Transition { changed: true, .. }), Some(e)) = (&t, emit) {
+            self.outboxes
+                .entry(e.job.tenant.clone())
+                .or_default()
+                .enqueue(e.job, e.deliver, e.now, e.retention);
+        }
+        t
+    }
+
     /// Removes every entry whose deadline has passed.
     fn evict(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -79,12 +100,6 @@ impl Inner {
                 break;
             };
             match key {
-                Expiring::Claim(core, seq) => {
-                    let k = (core, seq);
-                    if self.claims.get(&k).is_some_and(|until| *until <= now) {
-                        self.claims.remove(&k);
-                    }
-                }
                 Expiring::Call(uuid) => self.calls.evict_call(&uuid, now),
                 Expiring::Binding(uuid) => self.calls.evict_binding(&uuid, now),
                 Expiring::Operation(tenant, id) => {
@@ -130,30 +145,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn claim_event(
-        &self,
-        core_uuid: &str,
-        sequence: u64,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let (mut g, now) = self.lock();
-        let key = (core_uuid.to_owned(), sequence);
-        if g.claims.contains_key(&key) {
-            return Ok(false);
-        }
-        let until = deadline(now, ttl);
-        g.claims.insert(key, until);
-        g.expire_at(until, Expiring::Claim(core_uuid.to_owned(), sequence));
-        Ok(true)
-    }
-
-    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<(), StoreError> {
+    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<bool, StoreError> {
         let (mut g, _) = self.lock();
-        g.tenants
+        Ok(g.tenants
             .entry(tenant.to_owned())
             .or_default()
-            .sync_pool(numbers);
-        Ok(())
+            .sync_pool(numbers))
     }
 
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, CreateSessionError> {
@@ -206,11 +203,14 @@ impl Store for MemoryStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let (mut g, _) = self.lock();
-        Ok(g.tenants
+        let t = g
+            .tenants
             .get_mut(tenant)
-            .and_then(|t| t.call_started(session_ref, call_uuid)))
+            .and_then(|t| t.call_started(session_ref, call_uuid));
+        Ok(g.emit_on_change(t, emit))
     }
 
     async fn session_call_ended(
@@ -218,11 +218,14 @@ impl Store for MemoryStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let (mut g, _) = self.lock();
-        Ok(g.tenants
+        let t = g
+            .tenants
             .get_mut(tenant)
-            .and_then(|t| t.call_ended(session_ref, call_uuid)))
+            .and_then(|t| t.call_ended(session_ref, call_uuid));
+        Ok(g.emit_on_change(t, emit))
     }
 
     async fn complete_session(
@@ -231,11 +234,14 @@ impl Store for MemoryStore {
         session_ref: &str,
         reason: CompletionReason,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let (mut g, _) = self.lock();
-        Ok(g.tenants
+        let t = g
+            .tenants
             .get_mut(tenant)
-            .and_then(|t| t.complete(session_ref, reason, at)))
+            .and_then(|t| t.complete(session_ref, reason, at));
+        Ok(g.emit_on_change(t, emit))
     }
 
     async fn due_sessions(
@@ -343,11 +349,14 @@ impl Store for MemoryStore {
         status: OperationStatus,
         detail: Option<String>,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError> {
         let (mut g, _) = self.lock();
-        Ok(g.ops
+        let t = g
+            .ops
             .get_mut(tenant)
-            .and_then(|t| t.finish(id, status, detail, at)))
+            .and_then(|t| t.finish(id, status, detail, at));
+        Ok(g.emit_on_change(t, emit))
     }
 
     async fn pending_operations_for_call(
@@ -382,13 +391,12 @@ impl Store for MemoryStore {
         deliver: bool,
         now: DateTime<Utc>,
         retention: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (mut g, _) = self.lock();
-        g.outboxes
+        Ok(g.outboxes
             .entry(job.tenant.clone())
             .or_default()
-            .enqueue(job, deliver, now, retention);
-        Ok(())
+            .enqueue_once(job, deliver, now, retention))
     }
 
     async fn claim_webhooks(
@@ -445,6 +453,35 @@ impl Store for MemoryStore {
                 next_cursor: None,
             },
         })
+    }
+
+    // --- Idempotency-Key records (memory/idempotency.rs) ---------------------------
+
+    async fn begin_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: &IdempotencyAttempt,
+        lease: Duration,
+    ) -> Result<Begun, StoreError> {
+        Ok(self.idempotency.begin(scope, attempt, lease))
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.idempotency.finish(scope, owner, response, ttl))
+    }
+
+    async fn release_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.idempotency.release(scope, owner))
     }
 }
 
@@ -507,7 +544,6 @@ mod tests {
         let s = MemoryStore::new();
         let ttl = Duration::from_secs(60);
         for seq in 0..1000 {
-            assert!(s.claim_event("core", seq, ttl).await.unwrap());
             s.put_call_binding(&format!("u{seq}"), binding(), ttl)
                 .await
                 .unwrap();
@@ -518,19 +554,13 @@ mod tests {
         s.put_call_binding("kept", binding(), ttl).await.unwrap();
         tokio::time::advance(Duration::from_secs(31)).await;
         s.ping().await.unwrap();
-        assert!(
-            s.claim_event("core", 5, ttl).await.unwrap(),
-            "claim expired"
-        );
         {
             let (g, _) = s.lock();
-            assert_eq!(g.claims.len(), 1, "only the claim just made");
             assert_eq!(g.calls.binding("kept"), Some(binding()));
             assert_eq!(g.calls.binding("u1"), None);
         }
         tokio::time::advance(Duration::from_secs(24 * 3600)).await;
         let (g, _) = s.lock();
-        assert!(g.claims.is_empty());
         assert!(
             g.calls.is_empty(),
             "sequence counters of unknown calls expire"

@@ -1,7 +1,7 @@
 //! Shared state: one trait, two implementations, one conformance suite.
 //!
-//! Everything daemon instances must agree on lives behind [`Store`]: the
-//! event de-duplication claims, masked-number sessions and their pools, the
+//! Everything daemon instances must agree on lives behind [`Store`]:
+//! masked-number sessions and their pools, the
 //! call table, call-control operations, the webhook outbox and each tenant's
 //! event log. [`memory`] is the embedded default for a single process
 //! (`store.url = "memory://"`); [`redis`] is for several instances (Redis,
@@ -9,9 +9,12 @@
 //!
 //! The trait is shaped by what must be atomic across instances: every method
 //! that changes state is one atomic step (a Lua script in Redis, one lock in
-//! memory), and every state change that triggers a webhook reports whether
-//! *this* call made it ([`Transition::changed`]), so that exactly one instance
-//! emits it. Everything a tenant owns is keyed with the tenant, and lookups
+//! memory), and every state change that triggers a webhook takes that webhook
+//! ([`Emission`]) and queues it in the same step, only when the step changes
+//! the state (the transactional outbox): exactly one instance emits it, and
+//! a crash or an outage cannot separate the change from its webhook. Every
+//! instance handles every FreeSWITCH event; what they write is idempotent
+//! (monotonic call-table merges, transitions, webhooks queued once per id). Everything a tenant owns is keyed with the tenant, and lookups
 //! take the tenant, so one tenant can never read another's records. Domain
 //! rules (what a valid request is, which webhook to send) stay in the domain
 //! modules; the store never formats ESL or HTTP.
@@ -24,6 +27,10 @@ mod merge;
 pub mod model;
 pub mod redis;
 
+// Idempotency-Key records and public cursor checks (appended).
+pub mod cursors;
+pub mod idempotency;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +38,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use model::*;
+
+pub use idempotency::{
+    Begun, IdempotencyAttempt, IdempotencyRecord, IdempotencyScope, StoredResponse,
+};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,28 +92,22 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    // --- event de-duplication ---------------------------------------------
-
-    /// Claims one FreeSWITCH event for this instance. True for exactly one
-    /// caller per `(core_uuid, sequence)` until `ttl` passes.
-    async fn claim_event(
-        &self,
-        core_uuid: &str,
-        sequence: u64,
-        ttl: Duration,
-    ) -> Result<bool, StoreError>;
-
     // --- masked-number sessions -------------------------------------------
 
     /// Makes the tenant's pool the configured numbers: numbers added become
     /// free, numbers removed stop being handed out (a live session keeps its
-    /// number until it completes). Called at start-up; idempotent.
-    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<(), StoreError>;
+    /// number until it completes). Idempotent and cheap when nothing is to
+    /// change (the daemon calls it every second, so that a store that came
+    /// back empty gets its pools again): true when it had to change the pool.
+    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<bool, StoreError>;
 
     /// Creates a session, allocating a free number of the tenant's pool
     /// atomically: a number is never held by two live sessions, however many
     /// instances create at once. The session starts `open` and is indexed for
-    /// expiry at `expires_at`.
+    /// expiry at `expires_at`. When the number was released (its last session
+    /// completed) after `created_at`, the session starts at that release
+    /// instead, with `expires_at` moved as much; the record returned is what
+    /// was written.
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, CreateSessionError>;
 
     /// One session of a tenant.
@@ -138,6 +143,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError>;
 
     /// A call on the masked number ended: removes it; `active` → `open` when
@@ -147,6 +153,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError>;
 
     /// Completes a live session (`ttl` or `closed`) at `at`, returning its
@@ -159,6 +166,7 @@ pub trait Store: Send + Sync + 'static {
         session_ref: &str,
         reason: CompletionReason,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError>;
 
     /// Refs of the tenant's live sessions whose `expires_at` ≤ `now`, oldest
@@ -243,6 +251,7 @@ pub trait Store: Send + Sync + 'static {
         status: OperationStatus,
         detail: Option<String>,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError>;
 
     /// In-progress operations on a call (`command` filters, e.g. `answer`).
@@ -265,14 +274,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Queues an envelope for delivery and appends it to the tenant's event
     /// log in one step, trimming log entries older than `retention`.
-    /// `deliver = false` only logs (a tenant without a webhook URL).
+    /// `deliver = false` only logs (a tenant without a webhook URL). At most
+    /// once per `job.id` within `retention`: false when that id was queued
+    /// before (every instance handles every event, and derives the same id
+    /// for the same webhook).
     async fn enqueue_webhook(
         &self,
         job: WebhookJob,
         deliver: bool,
         now: DateTime<Utc>,
         retention: Duration,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Claims up to `max` jobs of a tenant that are due at `now`: new ones,
     /// retries whose time has come, and jobs claimed by a worker that has not
@@ -310,6 +322,39 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<LoggedEvent>, StoreError>;
+
+    // --- Idempotency-Key records (see [`idempotency`]) ----------------------------
+
+    /// Starts an attempt under `scope`: when no record exists, creates one
+    /// `in_progress` owned by `attempt`, expiring after `lease` unless
+    /// finished, and answers [`Begun::Started`]; otherwise changes nothing
+    /// and answers the record found. Exactly one of concurrent begins of one
+    /// scope starts.
+    async fn begin_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: &IdempotencyAttempt,
+        lease: Duration,
+    ) -> Result<Begun, StoreError>;
+
+    /// Stores the response of the attempt `owner` started, kept for `ttl`
+    /// from now. False (and nothing changed) when the record is not that
+    /// attempt's in-progress record any more (its lease ran out).
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the in-progress record of the attempt `owner` started, so
+    /// that a retry with the same key runs. False when there was none.
+    async fn release_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -98,9 +98,26 @@ pub struct SessionRecord {
 pub struct Transition<T> {
     /// The record after the call.
     pub record: T,
-    /// True when this call changed the state (so the caller emits the webhook;
-    /// exactly one caller across all instances sees `true`).
+    /// True when this call changed the state (exactly one caller across all
+    /// instances sees `true`; the webhook it causes was queued with it, see
+    /// [`Emission`]).
     pub changed: bool,
+}
+
+/// A webhook queued by the very step that changes the state it announces:
+/// the transactional outbox. A transition given an emission queues it when,
+/// and only when, that step changes the state, so a crash or a store outage
+/// can never leave the change without its webhook, nor send it twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emission {
+    /// The envelope to queue.
+    pub job: WebhookJob,
+    /// Queue it for delivery (false: only log it, a tenant without a URL).
+    pub deliver: bool,
+    /// Log time (the event log's order).
+    pub now: DateTime<Utc>,
+    /// How long the tenant's event log keeps envelopes.
+    pub retention: std::time::Duration,
 }
 
 // --- the call table ----------------------------------------------------------
@@ -175,6 +192,40 @@ pub struct CallRecord {
     /// Fields a creator attached (click-to-call parameters, say).
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CallRecord {
+    /// A call as its first event shows it: ringing, nothing else known.
+    pub fn new(
+        uuid: &str,
+        node: &str,
+        direction: CallDirection,
+        created_at: DateTime<Utc>,
+    ) -> CallRecord {
+        CallRecord {
+            uuid: uuid.to_owned(),
+            tenant: None,
+            node: node.to_owned(),
+            direction,
+            state: CallState::Ringing,
+            caller: None,
+            caller_display_name: None,
+            callee: None,
+            other_leg: None,
+            created_at,
+            answered_at: None,
+            ended_at: None,
+            hangup_cause: None,
+            q850: None,
+            sip_code: None,
+            duration_s: None,
+            billsec: None,
+            user_data: None,
+            session_ref: None,
+            reconciled: false,
+            extra: serde_json::Map::new(),
+        }
+    }
 }
 
 /// What the dialplan lookup or a creator knows about a call before its

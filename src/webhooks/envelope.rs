@@ -140,6 +140,12 @@ impl Envelope {
         }
     }
 
+    /// The same envelope with another id (see [`derived_event_id`]).
+    pub fn with_id(mut self, id: String) -> Envelope {
+        self.id = id;
+        self
+    }
+
     /// The compact JSON text that is stored, signed and sent, keys in the
     /// order `id, type, occurred_at, tenant, data`. Built from `Value`s'
     /// `Display`, so it cannot fail.
@@ -250,15 +256,34 @@ impl IdGenerator {
             *last = next;
             next
         };
-        let value = (u128::from(ms) << RANDOM_BITS) | random;
-        let mut id = String::with_capacity(30);
-        id.push_str("evt_");
-        for i in (0..26).rev() {
-            let digit = ((value >> (i * 5)) & 0x1f) as usize;
-            id.push(char::from(CROCKFORD[digit]));
-        }
-        id
+        encode_id(ms, random)
     }
+}
+
+/// `evt_` + the ULID text of `ms` and an 80-bit `random` part.
+fn encode_id(ms: u64, random: u128) -> String {
+    let value = (u128::from(ms & ((1 << 48) - 1)) << RANDOM_BITS) | (random & RANDOM_MASK);
+    let mut id = String::with_capacity(30);
+    id.push_str("evt_");
+    for i in (0..26).rev() {
+        let digit = ((value >> (i * 5)) & 0x1f) as usize;
+        id.push(char::from(CROCKFORD[digit]));
+    }
+    id
+}
+
+/// The id of a webhook every daemon instance derives alike for the same
+/// thing (`key`, e.g. a call's uuid and the event type), dated `at`: the
+/// outbox queues an id once, so an event handled by every instance, or
+/// handled again after a crash, is announced once. Same layout as
+/// [`new_event_id`], with the 80 bits taken from SHA-256 of `key`.
+pub fn derived_event_id(at: DateTime<Utc>, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes[6..].copy_from_slice(&digest[..10]);
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    encode_id(ms, u128::from_be_bytes(bytes))
 }
 
 static IDS: IdGenerator = IdGenerator::new();

@@ -3,8 +3,8 @@
 //! This file owns turning an [`Envelope`] into a stored [`WebhookJob`]: the
 //! envelope is serialised once, and those exact bytes are what is logged for
 //! `GET /v1/events`, signed and sent on every attempt. Emitting only writes to
-//! the store (one atomic step: queue + event log) and pokes the delivery
-//! workers; it must never wait on HTTP, so a slow or dead receiver cannot slow
+//! the store (one atomic step: queue + event log; or, as an [`Emission`],
+//! part of the state change it announces) and pokes the delivery workers; it must never wait on HTTP, so a slow or dead receiver cannot slow
 //! event intake. It does not decide which events to emit, nor deliver them.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::config::TenantConfig;
-use crate::store::{Store, StoreError, WebhookJob};
+use crate::store::{Emission, Store, StoreError, WebhookJob};
 
 use super::envelope::{Envelope, EnvelopeError, EventData};
 
@@ -103,9 +103,15 @@ impl Outbox {
         self.wake.clone()
     }
 
-    /// Queues an envelope for the tenant's webhook URL (only logs it when the
-    /// tenant has none) and appends it to the tenant's event log.
-    pub async fn emit(&self, tenant: &TenantConfig, envelope: &Envelope) -> Result<(), EmitError> {
+    /// The stored form of `envelope` for `tenant`: queued for the tenant's
+    /// webhook URL (only logged when the tenant has none) and logged. Give
+    /// it to a store transition to queue it in the same atomic step as the
+    /// change it announces, then call [`Outbox::queued`] when it changed.
+    pub fn emission(
+        &self,
+        tenant: &TenantConfig,
+        envelope: &Envelope,
+    ) -> Result<Emission, EmitError> {
         if envelope.tenant != tenant.id {
             return Err(EmitError::WrongTenant {
                 envelope: envelope.tenant.clone(),
@@ -116,17 +122,48 @@ impl Outbox {
             .webhook_url
             .as_deref()
             .is_some_and(|url| !url.trim().is_empty());
-        let job = WebhookJob {
-            id: envelope.id.clone(),
-            tenant: tenant.id.clone(),
-            payload: envelope.to_json(),
-            attempt: 0,
-        };
-        self.store
-            .enqueue_webhook(job, deliver, self.clock.now(), self.retention)
+        Ok(Emission {
+            job: WebhookJob {
+                id: envelope.id.clone(),
+                tenant: tenant.id.clone(),
+                payload: envelope.to_json(),
+                attempt: 0,
+            },
+            deliver,
+            now: self.clock.now(),
+            retention: self.retention,
+        })
+    }
+
+    /// [`Outbox::emission`] of a fresh envelope for typed data.
+    pub fn emission_for<D: EventData>(
+        &self,
+        tenant: &TenantConfig,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+        data: &D,
+    ) -> Result<Emission, EmitError> {
+        self.emission(tenant, &Envelope::new(&tenant.id, occurred_at, data)?)
+    }
+
+    /// An emission was queued by a store step: wake the tenant's worker.
+    pub fn queued(&self, emission: &Emission) {
+        if emission.deliver {
+            self.wake.wake(&emission.job.tenant);
+        }
+    }
+
+    /// Queues an envelope for the tenant's webhook URL (only logs it when the
+    /// tenant has none) and appends it to the tenant's event log, unless an
+    /// envelope with its id was queued before (then nothing happens: the
+    /// same webhook derived twice, by two instances or a retry).
+    pub async fn emit(&self, tenant: &TenantConfig, envelope: &Envelope) -> Result<(), EmitError> {
+        let e = self.emission(tenant, envelope)?;
+        let queued = self
+            .store
+            .enqueue_webhook(e.job.clone(), e.deliver, e.now, e.retention)
             .await?;
-        if deliver {
-            self.wake.wake(&tenant.id);
+        if queued {
+            self.queued(&e);
         }
         Ok(())
     }

@@ -87,7 +87,10 @@ impl DelivererConfig {
             timeout,
             concurrency: webhooks.concurrency.max(1),
             batch: 32,
-            lease: timeout + Duration::from_secs(30),
+            // An attempt never outlives its timeout; the margin covers the
+            // store writes around it. A dead worker's claims are taken over
+            // this long after it claimed them.
+            lease: timeout + Duration::from_secs(10),
             idle_poll: Duration::from_millis(200),
             drain: Duration::from_secs(10),
             schedule: RetrySchedule::default(),

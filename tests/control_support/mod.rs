@@ -125,7 +125,6 @@ pub async fn start_on(behaviours: Vec<BehaviourSpec>, store: Arc<dyn Store>) -> 
             Arc::new(fsgate::control::AnswerConfirmation::new(results.clone())),
         ],
         retention: Duration::from_secs(600),
-        dedup_ttl: Duration::from_secs(3600),
     };
     let pipeline = Pipeline::spawn(deps, rx, 4);
     let settings = ControlSettings::from_config(&ControlConfig::default()).unwrap();

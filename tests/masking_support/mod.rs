@@ -186,7 +186,6 @@ pub async fn world(o: Options) -> World {
             Arc::new(masking::SessionCallHandler::new(masking.clone())),
         ],
         retention: Duration::from_secs(600),
-        dedup_ttl: Duration::from_secs(3600),
     };
     let pipeline = Pipeline::spawn(deps, rx, 4);
 

@@ -297,11 +297,7 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.ping().await
     }
-    async fn claim_event(&self, core: &str, seq: u64, ttl: Duration) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.claim_event(core, seq, ttl).await
-    }
-    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<(), StoreError> {
+    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.sync_pool(tenant, numbers).await
     }
@@ -336,18 +332,20 @@ impl Store for FlakyStore {
         t: &str,
         r: &str,
         c: &str,
+        e: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         self.check()?;
-        self.inner.session_call_started(t, r, c).await
+        self.inner.session_call_started(t, r, c, e).await
     }
     async fn session_call_ended(
         &self,
         t: &str,
         r: &str,
         c: &str,
+        e: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         self.check()?;
-        self.inner.session_call_ended(t, r, c).await
+        self.inner.session_call_ended(t, r, c, e).await
     }
     async fn complete_session(
         &self,
@@ -355,9 +353,10 @@ impl Store for FlakyStore {
         r: &str,
         reason: CompletionReason,
         at: DateTime<Utc>,
+        e: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         self.check()?;
-        self.inner.complete_session(t, r, reason, at).await
+        self.inner.complete_session(t, r, reason, at, e).await
     }
     async fn due_sessions(
         &self,
@@ -429,9 +428,12 @@ impl Store for FlakyStore {
         status: OperationStatus,
         detail: Option<String>,
         at: DateTime<Utc>,
+        e: Option<Emission>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError> {
         self.check()?;
-        self.inner.finish_operation(t, id, status, detail, at).await
+        self.inner
+            .finish_operation(t, id, status, detail, at, e)
+            .await
     }
     async fn pending_operations_for_call(
         &self,
@@ -459,7 +461,7 @@ impl Store for FlakyStore {
         deliver: bool,
         now: DateTime<Utc>,
         retention: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.check()?;
         self.inner
             .enqueue_webhook(job, deliver, now, retention)
@@ -499,5 +501,34 @@ impl Store for FlakyStore {
     ) -> Result<Page<LoggedEvent>, StoreError> {
         self.check()?;
         self.inner.events_after(t, after, limit).await
+    }
+    async fn begin_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: &IdempotencyAttempt,
+        lease: Duration,
+    ) -> Result<Begun, StoreError> {
+        self.check()?;
+        self.inner.begin_idempotent(scope, attempt, lease).await
+    }
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner
+            .finish_idempotent(scope, owner, response, ttl)
+            .await
+    }
+    async fn release_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.release_idempotent(scope, owner).await
     }
 }

@@ -14,7 +14,7 @@ pub mod freeswitch;
 pub mod sip;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -76,7 +76,7 @@ pub struct Rig {
     pub http: reqwest::Client,
     /// Receives every leg the `carrier` gateway dials.
     pub carrier: Phone,
-    _one_at_a_time: MutexGuard<'static, ()>,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// Options of a rig.
@@ -92,8 +92,9 @@ impl Rig {
     }
 
     pub async fn start_with(options: RigOptions) -> Rig {
-        static ONE: Mutex<()> = Mutex::new(());
-        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        // A tokio mutex: the guard lives across awaits, for the whole test.
+        static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let guard = ONE.lock().await;
         let fs = freeswitch::shared();
         clear_channels();
 

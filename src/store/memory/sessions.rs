@@ -19,6 +19,8 @@ use crate::store::{
 pub(super) struct Tenant {
     /// The configured numbers.
     pool: HashSet<String>,
+    /// The list they were last synced from.
+    synced: Option<Vec<String>>,
     /// Numbers of the pool no live session holds, least recently freed first.
     free: VecDeque<String>,
     /// number → ref of the live session holding it.
@@ -29,10 +31,18 @@ pub(super) struct Tenant {
     by_state: HashMap<SessionState, BTreeSet<(i64, String)>>,
     /// `(expires ms, ref)` of live sessions.
     expiry: BTreeSet<(i64, String)>,
+    /// number → when the last session holding it completed: a session
+    /// created on it later in store order starts no earlier.
+    released_at: HashMap<String, DateTime<Utc>>,
 }
 
 impl Tenant {
-    pub(super) fn sync_pool(&mut self, numbers: &[String]) {
+    /// True when it changed the pool (see `Store::sync_pool`).
+    pub(super) fn sync_pool(&mut self, numbers: &[String]) -> bool {
+        if self.synced.as_deref() == Some(numbers) {
+            return false;
+        }
+        self.synced = Some(numbers.to_vec());
         self.pool = numbers.iter().cloned().collect();
         let pool = &self.pool;
         self.free.retain(|n| pool.contains(n));
@@ -42,6 +52,7 @@ impl Tenant {
                 self.free.push_back(n.clone());
             }
         }
+        true
     }
 
     pub(super) fn create(&mut self, new: NewSession) -> Result<SessionRecord, CreateSessionError> {
@@ -52,6 +63,14 @@ impl Tenant {
             .free
             .pop_front()
             .ok_or(CreateSessionError::PoolExhausted)?;
+        // The times were read before this step; never before the number's
+        // release (same TTL).
+        let (created_at, expires_at) = match self.released_at.get(&number) {
+            Some(&released) if released > new.created_at => {
+                (released, new.expires_at + (released - new.created_at))
+            }
+            _ => (new.created_at, new.expires_at),
+        };
         let record = SessionRecord {
             tenant: new.tenant,
             session_ref: new.session_ref,
@@ -60,8 +79,8 @@ impl Tenant {
             party_a: new.party_a,
             party_b: new.party_b,
             ttl_minutes: new.ttl_minutes,
-            created_at: new.created_at,
-            expires_at: new.expires_at,
+            created_at,
+            expires_at,
             completed_at: None,
             completion_reason: None,
             metadata: new.metadata,
@@ -179,6 +198,7 @@ impl Tenant {
         if self.holders.get(&number).is_some_and(|r| r == session_ref) {
             self.holders.remove(&number);
             if self.pool.contains(&number) {
+                self.released_at.insert(number.clone(), at);
                 self.free.push_back(number);
             }
         }

@@ -5,7 +5,7 @@
 //! due times are judged by the `now` the caller passes; runs under the
 //! store's lock and must not lock, await or read a clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +32,10 @@ pub(super) struct Outbox {
     dead: VecDeque<WebhookJob>,
     /// `((ms, seq), payload)`, in order.
     log: VecDeque<((u64, u64), String)>,
+    /// Ids queued through [`Outbox::enqueue_once`], with when each is
+    /// forgotten (in queueing order).
+    seen: HashSet<String>,
+    seen_until: VecDeque<(i64, String)>,
 }
 
 impl Outbox {
@@ -60,6 +64,34 @@ impl Outbox {
         if deliver {
             self.push_ready(job);
         }
+    }
+
+    /// [`Outbox::enqueue`] unless `job.id` was queued this way within
+    /// `retention`; false then.
+    pub(super) fn enqueue_once(
+        &mut self,
+        job: WebhookJob,
+        deliver: bool,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> bool {
+        let now_ms = ms(now);
+        while self
+            .seen_until
+            .front()
+            .is_some_and(|(until, _)| *until <= now_ms)
+        {
+            if let Some((_, id)) = self.seen_until.pop_front() {
+                self.seen.remove(&id);
+            }
+        }
+        if !self.seen.insert(job.id.clone()) {
+            return false;
+        }
+        let until = now_ms.saturating_add(duration_ms(retention).max(1));
+        self.seen_until.push_back((until, job.id.clone()));
+        self.enqueue(job, deliver, now, retention);
+        true
     }
 
     pub(super) fn claim(

@@ -24,11 +24,6 @@ impl Keys {
         format!("{}:{{t:{tenant}}}:{kind}", self.prefix)
     }
 
-    /// `<prefix>:dedup:<core>:<seq>` (a single-key claim).
-    pub(crate) fn dedup(&self, core: &str, sequence: u64) -> String {
-        format!("{}:dedup:{core}:{sequence}", self.prefix)
-    }
-
     /// `<prefix>:{call:<uuid>}:<kind>`: `call` (the record and its
     /// sequence, one hash) and `binding`.
     pub(crate) fn call(&self, uuid: &str, kind: &str) -> String {
@@ -64,5 +59,11 @@ impl Keys {
             None => self.tenant(tenant, "sessions"),
             Some(s) => self.tenant(tenant, &format!("sessions:{s}")),
         }
+    }
+
+    /// `<prefix>:{t:<tenant>}:idem:<endpoint>:<key>`: one Idempotency-Key
+    /// record (the client's key last; endpoint names have no `:`).
+    pub(crate) fn idempotency(&self, tenant: &str, endpoint: &str, key: &str) -> String {
+        self.tenant(tenant, &format!("idem:{endpoint}:{key}"))
     }
 }

@@ -18,6 +18,9 @@ mod sessions;
 mod value;
 mod webhooks;
 
+// Idempotency-Key records (appended).
+mod idempotency;
+
 use std::time::Duration;
 
 use ::redis::{Cmd, ScriptInvocation, Value};
@@ -26,10 +29,11 @@ use chrono::{DateTime, Utc};
 
 use self::conn::{classify, Conn};
 use self::keys::Keys;
+use super::{Begun, IdempotencyAttempt, IdempotencyScope, StoredResponse};
 use super::{
-    CallBinding, CallRecord, ClaimedWebhook, CompletionReason, CreateSessionError, LoggedEvent,
-    NewSession, OperationRecord, OperationStatus, Page, Registered, SessionRecord, SessionState,
-    Store, StoreError, Transition, WebhookJob, WebhookOutcome,
+    CallBinding, CallRecord, ClaimedWebhook, CompletionReason, CreateSessionError, Emission,
+    LoggedEvent, NewSession, OperationRecord, OperationStatus, Page, Registered, SessionRecord,
+    SessionState, Store, StoreError, Transition, WebhookJob, WebhookOutcome,
 };
 
 /// The default prefix of every key.
@@ -86,26 +90,7 @@ impl Store for RedisStore {
         self.query(&::redis::cmd("PING")).await.map(|_| ())
     }
 
-    async fn claim_event(
-        &self,
-        core_uuid: &str,
-        sequence: u64,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let reply: Value = self
-            .query(
-                ::redis::cmd("SET")
-                    .arg(self.keys.dedup(core_uuid, sequence))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(conn_ms(ttl)),
-            )
-            .await?;
-        Ok(!matches!(reply, Value::Nil))
-    }
-
-    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<(), StoreError> {
+    async fn sync_pool(&self, tenant: &str, numbers: &[String]) -> Result<bool, StoreError> {
         self.sync_pool_impl(tenant, numbers).await
     }
 
@@ -144,8 +129,9 @@ impl Store for RedisStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        self.session_step_impl(tenant, session_ref, "start", call_uuid)
+        self.session_step_impl(tenant, session_ref, "start", call_uuid, emit)
             .await
     }
 
@@ -154,8 +140,9 @@ impl Store for RedisStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        self.session_step_impl(tenant, session_ref, "end", call_uuid)
+        self.session_step_impl(tenant, session_ref, "end", call_uuid, emit)
             .await
     }
 
@@ -165,8 +152,9 @@ impl Store for RedisStore {
         session_ref: &str,
         reason: CompletionReason,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        self.complete_session_impl(tenant, session_ref, reason, at)
+        self.complete_session_impl(tenant, session_ref, reason, at, emit)
             .await
     }
 
@@ -244,8 +232,9 @@ impl Store for RedisStore {
         status: OperationStatus,
         detail: Option<String>,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError> {
-        self.finish_operation_impl(tenant, id, status, detail, at)
+        self.finish_operation_impl(tenant, id, status, detail, at, emit)
             .await
     }
 
@@ -273,7 +262,7 @@ impl Store for RedisStore {
         deliver: bool,
         now: DateTime<Utc>,
         retention: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.enqueue_webhook_impl(job, deliver, now, retention)
             .await
     }
@@ -315,9 +304,34 @@ impl Store for RedisStore {
     ) -> Result<Page<LoggedEvent>, StoreError> {
         self.events_after_impl(tenant, after, limit).await
     }
-}
 
-/// A TTL in milliseconds for `PX`/`PEXPIRE` (at least 1: Redis refuses 0).
-fn conn_ms(d: Duration) -> i64 {
-    super::cursor::duration_ms(d).max(1)
+    // --- Idempotency-Key records (redis/idempotency.rs) ---------------------------
+
+    async fn begin_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: &IdempotencyAttempt,
+        lease: Duration,
+    ) -> Result<Begun, StoreError> {
+        self.begin_idempotent_impl(scope, attempt, lease).await
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.finish_idempotent_impl(scope, owner, response, ttl)
+            .await
+    }
+
+    async fn release_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        self.release_idempotent_impl(scope, owner).await
+    }
 }

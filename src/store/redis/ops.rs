@@ -14,14 +14,17 @@ use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 
 use super::value::{array, corrupt, fields, json, string, to_json};
+use super::webhooks::emitting_script;
 use super::RedisStore;
 use crate::store::cursor::{duration_ms, ms};
-use crate::store::{OperationRecord, OperationStatus, Registered, StoreError, Transition};
+use crate::store::{
+    Emission, OperationRecord, OperationStatus, Registered, StoreError, Transition,
+};
 
 static REGISTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("register_operation.lua")));
 static FINISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("finish_operation.lua")));
+    LazyLock::new(|| emitting_script(include_str!("finish_operation.lua")));
 static PENDING: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("pending_operations.lua")));
 static DUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("due_operations.lua")));
@@ -119,6 +122,7 @@ impl RedisStore {
         status: OperationStatus,
         detail: Option<String>,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<OperationRecord>>, StoreError> {
         if status == OperationStatus::InProgress {
             // Not a result: report the record unchanged.
@@ -138,6 +142,7 @@ impl RedisStore {
             .arg(to_json(&detail))
             .arg(to_json(&at))
             .arg(self.ops_call_prefix(tenant));
+        self.add_emission(&mut inv, tenant, emit.as_ref());
         let reply = self.invoke(&inv).await?;
         let items = array(&reply)?;
         let code = items.first().map(string).transpose()?;

@@ -1,7 +1,9 @@
 -- A call started or ended on a session's masked number.
 -- KEYS: ses, sescalls, sessions, sessions:open, sessions:active,
---       sessions:completed, expiry, holders, free, pool (one tenant's tag)
--- ARGV: ref, 'start' | 'end', call uuid
+--       sessions:completed, expiry, holders, free, pool, wh:queue, events
+--       (one tenant's tag)
+-- ARGV: ref, 'start' | 'end', call uuid, then the emission (emit_if) queued
+--       with the change
 -- Returns {'none'} | {'changed' | 'same', HGETALL ses, LRANGE sescalls}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'none'}
@@ -30,6 +32,9 @@ if state ~= 'completed' then
       changed = true
     end
   end
+end
+if changed then
+  emit_if(11, 4)
 end
 return {changed and 'changed' or 'same', redis.call('HGETALL', KEYS[1]),
         redis.call('LRANGE', KEYS[2], 0, -1)}

@@ -15,17 +15,18 @@ use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 
 use super::value::{array, fields, json, string, strings, to_json};
+use super::webhooks::emitting_script;
 use super::RedisStore;
 use crate::store::cursor::{self, ms};
 use crate::store::{
-    CompletionReason, CreateSessionError, NewSession, Page, SessionRecord, SessionState,
+    CompletionReason, CreateSessionError, Emission, NewSession, Page, SessionRecord, SessionState,
     StoreError, Transition,
 };
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create_session.lua")));
-static STEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("session_step.lua")));
+static STEP: LazyLock<Script> = LazyLock::new(|| emitting_script(include_str!("session_step.lua")));
 static COMPLETE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("complete_session.lua")));
+    LazyLock::new(|| emitting_script(include_str!("complete_session.lua")));
 static SYNC_POOL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sync_pool.lua")));
 static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("list_sessions.lua")));
 static GET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("get_session.lua")));
@@ -62,6 +63,12 @@ fn decode(hash: &Value, calls: &Value) -> Result<SessionRecord, StoreError> {
         .get("reason")
         .map(|t| json::<CompletionReason>(t, "completion reason"))
         .transpose()?;
+    // Moved forward by create_session.lua when the number was released
+    // after the given creation time.
+    let (created_at, expires_at) = match (f.get("created_ms"), f.get("expires_ms")) {
+        (Some(c), Some(e)) => (from_ms(c)?, from_ms(e)?),
+        _ => (base.created_at, base.expires_at),
+    };
     Ok(SessionRecord {
         tenant: base.tenant,
         session_ref: base.session_ref,
@@ -70,13 +77,32 @@ fn decode(hash: &Value, calls: &Value) -> Result<SessionRecord, StoreError> {
         party_a: base.party_a,
         party_b: base.party_b,
         ttl_minutes: base.ttl_minutes,
-        created_at: base.created_at,
-        expires_at: base.expires_at,
+        created_at,
+        expires_at,
         completed_at,
         completion_reason,
         metadata: base.metadata,
         active_calls: strings(calls)?,
     })
+}
+
+/// A time the scripts wrote in milliseconds.
+fn from_ms(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    text.parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| super::value::corrupt(format!("a time of {text:?} ms")))
+}
+
+/// `at` in milliseconds, rounded up: the release time a later session on
+/// the number may not start before.
+fn ms_ceil(at: DateTime<Utc>) -> i64 {
+    let floor = ms(at);
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        floor
+    } else {
+        floor + 1
+    }
 }
 
 /// `{'none'} | {'changed'|'same', hash, calls}` as a transition.
@@ -98,15 +124,17 @@ impl RedisStore {
         &self,
         tenant: &str,
         numbers: &[String],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut inv = SYNC_POOL.prepare_invoke();
         inv.key(self.keys.tenant(tenant, "pool"))
             .key(self.keys.tenant(tenant, "free"))
-            .key(self.keys.tenant(tenant, "holders"));
+            .key(self.keys.tenant(tenant, "holders"))
+            .key(self.keys.tenant(tenant, "pool:fp"))
+            .arg(pool_fingerprint(numbers));
         for n in numbers {
             inv.arg(n);
         }
-        self.invoke(&inv).await.map(|_| ())
+        Ok(matches!(self.invoke(&inv).await?, Value::Int(1)))
     }
 
     pub(super) async fn create_session_impl(
@@ -122,6 +150,13 @@ impl RedisStore {
         let reply = self.invoke(&inv).await?;
         let items = array(&reply)?;
         let code = items.first().map(string).transpose()?;
+        // What the script wrote: the given times, or both moved forward.
+        let (created_at, expires_at) = match (items.get(2), items.get(3)) {
+            (Some(c), Some(e)) if string(c)? != ms(new.created_at).to_string() => {
+                (from_ms(&string(c)?)?, from_ms(&string(e)?)?)
+            }
+            _ => (new.created_at, new.expires_at),
+        };
         match (code.as_deref(), items.get(1)) {
             (Some("dup"), _) => Err(CreateSessionError::DuplicateRef),
             (Some("exhausted"), _) => Err(CreateSessionError::PoolExhausted),
@@ -133,8 +168,8 @@ impl RedisStore {
                 party_a: new.party_a,
                 party_b: new.party_b,
                 ttl_minutes: new.ttl_minutes,
-                created_at: new.created_at,
-                expires_at: new.expires_at,
+                created_at,
+                expires_at,
                 completed_at: None,
                 completion_reason: None,
                 metadata: new.metadata,
@@ -246,12 +281,14 @@ impl RedisStore {
         session_ref: &str,
         step: &str,
         call_uuid: &str,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let mut inv = STEP.prepare_invoke();
         inv.key(&self.keys.session_keys(tenant, session_ref)[..])
             .arg(session_ref)
             .arg(step)
             .arg(call_uuid);
+        self.add_emission(&mut inv, tenant, emit.as_ref());
         transition(&self.invoke(&inv).await?)
     }
 
@@ -261,12 +298,15 @@ impl RedisStore {
         session_ref: &str,
         reason: CompletionReason,
         at: DateTime<Utc>,
+        emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let mut inv = COMPLETE.prepare_invoke();
         inv.key(&self.keys.session_keys(tenant, session_ref)[..])
             .arg(session_ref)
             .arg(to_json(&reason))
             .arg(to_json(&at));
+        self.add_emission(&mut inv, tenant, emit.as_ref());
+        inv.arg(ms_ceil(at)); // last (ARGV[#ARGV]): the number's release time
         transition(&self.invoke(&inv).await?)
     }
 
@@ -326,4 +366,15 @@ pub(super) fn finish_page<T>(
         _ => None,
     };
     Page { items, next_cursor }
+}
+
+/// What a pool was last synced to: SHA-256 of its numbers, in order.
+fn pool_fingerprint(numbers: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for n in numbers {
+        h.update(n.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
 }

@@ -9,22 +9,32 @@
 //! JSON → due ms) and go back into the stream when claimed; dead letters in
 //! `wh:dead` (list, newest first, capped). The event log is the stream
 //! `events` with ids `<ms>-<seq>` (the cursor), trimmed with `MINID` on
-//! every append. It must not sign or send anything.
+//! every append. `emit.lua` holds the append-and-queue step, prepended to
+//! the state-change scripts that queue their webhook in the same step (the
+//! transactional outbox); `wh:seen:<id>` remembers queued ids (at most once
+//! per id). It must not sign or send anything.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::Script;
+use ::redis::{Script, ScriptInvocation, Value};
 use chrono::{DateTime, Utc};
 
 use super::sessions::empty_page;
 use super::value::{array, corrupt, json, string, strings, to_json};
 use super::RedisStore;
 use crate::store::cursor::{decode_log, duration_ms, ms};
-use crate::store::{ClaimedWebhook, LoggedEvent, Page, StoreError, WebhookJob, WebhookOutcome};
+use crate::store::{
+    ClaimedWebhook, Emission, LoggedEvent, Page, StoreError, WebhookJob, WebhookOutcome,
+};
 
 static ENQUEUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("enqueue_webhook.lua")));
+    LazyLock::new(|| emitting_script(include_str!("enqueue_webhook.lua")));
+
+/// A script that may queue a webhook: `emit.lua`'s functions, then `body`.
+pub(super) fn emitting_script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("emit.lua")))
+}
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("claim_webhooks.lua")));
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle_webhook.lua")));
 
@@ -52,18 +62,47 @@ impl RedisStore {
         deliver: bool,
         now: DateTime<Utc>,
         retention: Duration,
-    ) -> Result<(), StoreError> {
-        let now_ms = ms(now).max(0);
-        let keep_from = now_ms.saturating_sub(duration_ms(retention)).max(0);
+    ) -> Result<bool, StoreError> {
+        let seen = self
+            .keys
+            .tenant(&job.tenant, &format!("wh:seen:{}", job.id));
+        let remember = duration_ms(retention).max(1);
+        let emission = Emission {
+            job,
+            deliver,
+            now,
+            retention,
+        };
         let mut inv = ENQUEUE.prepare_invoke();
-        inv.key(self.keys.tenant(&job.tenant, "wh:queue"))
-            .key(self.keys.tenant(&job.tenant, "events"))
-            .arg(to_json(&job))
-            .arg(if deliver { "1" } else { "0" })
+        self.add_emission(&mut inv, &emission.job.tenant.clone(), Some(&emission));
+        inv.key(seen).arg(remember);
+        let reply = self.invoke(&inv).await?;
+        Ok(matches!(reply, Value::Int(1)))
+    }
+
+    /// Appends an emission's keys (queue, events) and arguments (see
+    /// `emit_if` in emit.lua) to a script invocation; `None` appends the
+    /// keys and a '0' (nothing to queue), so the script's layout is fixed.
+    pub(super) fn add_emission(
+        &self,
+        inv: &mut ScriptInvocation<'_>,
+        tenant: &str,
+        emission: Option<&Emission>,
+    ) {
+        inv.key(self.keys.tenant(tenant, "wh:queue"))
+            .key(self.keys.tenant(tenant, "events"));
+        let Some(e) = emission else {
+            inv.arg("0");
+            return;
+        };
+        let now_ms = ms(e.now).max(0);
+        let keep_from = now_ms.saturating_sub(duration_ms(e.retention)).max(0);
+        inv.arg("1")
+            .arg(to_json(&e.job))
+            .arg(if e.deliver { "1" } else { "0" })
             .arg(now_ms)
             .arg(keep_from)
-            .arg(&job.payload);
-        self.invoke(&inv).await.map(|_| ())
+            .arg(&e.job.payload);
     }
 
     pub(super) async fn claim_webhooks_impl(
