@@ -2,7 +2,7 @@
 //! calling each other directly, and a bare UDP socket playing the far end where the agent's
 //! handling of retransmissions, ACK routing and in-dialog requests has to be seen on the wire.
 //! No FreeSWITCH here.
-#[path = "real_switch_support/sip.rs"]
+#[path = "real_switch_support/sip/mod.rs"]
 mod sip;
 
 use std::net::SocketAddr;
