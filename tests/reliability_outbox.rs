@@ -20,12 +20,26 @@ async fn redis_stack() -> Stack {
     .await
 }
 
-/// A call is answered and hung up while Redis is stalled (SIGSTOP) for
-/// longer than the pipeline used to retry (about 3 s): once Redis goes on,
-/// `call.answered` and `call.hangup` are both announced, once each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_during_a_stalled_redis_are_announced_when_it_resumes() {
-    let stack = redis_stack().await;
+/// How a Redis outage is made.
+#[derive(Clone, Copy)]
+enum Outage {
+    /// SIGSTOP: connections stay, nothing answers (each request times out).
+    Stalled,
+    /// Killed and restarted (append-only, so its data comes back):
+    /// connections are refused meanwhile.
+    Down,
+}
+
+/// A call is answered and hung up during a 6 s Redis outage, longer than
+/// the pipeline used to retry refused requests (about 3 s): once Redis is
+/// back, `call.answered` and `call.hangup` are both announced, once each.
+async fn events_during_an_outage_are_announced_after_it(outage: Outage) {
+    let mut stack = Stack::start(StackOptions {
+        redis: true,
+        redis_args: vec!["--appendonly", "yes", "--appendfsync", "always"],
+        ..Default::default()
+    })
+    .await;
     let uuid = stack
         .sim
         .switch()
@@ -36,8 +50,10 @@ async fn events_during_a_stalled_redis_are_announced_when_it_resumes() {
         .wait_for("call.initiated", WAIT, of_call)
         .await;
 
-    let redis = stack.redis.as_ref().unwrap();
-    redis.pause();
+    match outage {
+        Outage::Stalled => stack.redis.as_ref().unwrap().pause(),
+        Outage::Down => stack.redis.as_mut().unwrap().stop(),
+    }
     assert!(stack.sim.switch().answer(&uuid, &[]));
     assert!(stack.sim.switch().hangup(
         &uuid,
@@ -46,7 +62,10 @@ async fn events_during_a_stalled_redis_are_announced_when_it_resumes() {
     ));
     // The outage itself: the events wait in their shard meanwhile.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    redis.unpause();
+    match outage {
+        Outage::Stalled => stack.redis.as_ref().unwrap().unpause(),
+        Outage::Down => stack.redis.as_mut().unwrap().resume(),
+    }
 
     stack
         .receiver
@@ -63,6 +82,16 @@ async fn events_during_a_stalled_redis_are_announced_when_it_resumes() {
             .collect();
         assert_eq!(ids.len(), 1, "{kind} once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_during_a_stalled_redis_are_announced_when_it_resumes() {
+    events_during_an_outage_are_announced_after_it(Outage::Stalled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_while_redis_is_down_are_announced_when_it_is_back() {
+    events_during_an_outage_are_announced_after_it(Outage::Down).await;
 }
 
 /// Redis loses everything (FLUSHALL) under a stream of creates: the pools

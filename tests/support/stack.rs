@@ -29,6 +29,8 @@ pub type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
 pub struct StackOptions {
     /// Use a real redis-server instead of the memory store.
     pub redis: bool,
+    /// Extra redis-server arguments (e.g. append-only persistence).
+    pub redis_args: Vec<&'static str>,
     /// Masked numbers per tenant.
     pub pool: usize,
     /// The daemon's clock.
@@ -43,6 +45,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             redis: false,
+            redis_args: Vec::new(),
             pool: 4,
             clock: Arc::new(SystemClock),
             tweak: None,
@@ -88,7 +91,9 @@ impl Stack {
     /// Starts everything.
     pub async fn start(options: StackOptions) -> Stack {
         let receiver = Receiver::start().await;
-        let redis = options.redis.then(RedisServer::start);
+        let redis = options
+            .redis
+            .then(|| RedisServer::start_with(&options.redis_args));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
 
