@@ -190,29 +190,18 @@ impl CallService {
             extra::TARGET_EXTENSION_NUMBER,
             call.target_extension_number.as_deref(),
         );
-        let record = CallRecord {
-            uuid: legs.caller.to_string(),
-            tenant: Some(tenant.id.clone()),
-            node: node.to_owned(),
-            direction: CallDirection::Outbound,
-            state: CallState::Ringing,
-            caller: Some(call.caller.clone()),
-            caller_display_name: call.caller_display_name.clone(),
-            callee: Some(call.callee.clone()),
-            other_leg: None,
-            created_at: self.clock.now(),
-            answered_at: None,
-            ended_at: None,
-            hangup_cause: None,
-            q850: None,
-            sip_code: None,
-            duration_s: None,
-            billsec: None,
-            user_data: call.user_data.clone(),
-            session_ref: None,
-            reconciled: false,
-            extra,
-        };
+        let mut record = CallRecord::new(
+            &legs.caller.to_string(),
+            node,
+            CallDirection::Outbound,
+            self.clock.now(),
+        );
+        record.tenant = Some(tenant.id.clone());
+        record.caller = Some(call.caller.clone());
+        record.caller_display_name = call.caller_display_name.clone();
+        record.callee = Some(call.callee.clone());
+        record.user_data = call.user_data.clone();
+        record.extra = extra;
         let binding = CallBinding {
             tenant: tenant.id.clone(),
             session_ref: None,

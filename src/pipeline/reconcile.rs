@@ -142,36 +142,22 @@ fn adopt(node: &str, row: &ChannelRow) -> CallRecord {
         _ => CallState::Ringing,
     };
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    CallRecord {
-        uuid: row.uuid.clone(),
-        tenant: None,
-        node: node.to_owned(),
-        direction: if row.direction == "outbound" {
-            CallDirection::Outbound
-        } else {
-            CallDirection::Inbound
-        },
-        state,
-        caller: non_empty(&row.cid_num),
-        caller_display_name: non_empty(&row.cid_name),
-        callee: non_empty(&row.dest),
-        other_leg: None,
-        created_at,
-        answered_at: (state == CallState::Answered).then_some(created_at),
-        ended_at: None,
-        hangup_cause: None,
-        q850: None,
-        sip_code: None,
-        duration_s: None,
-        billsec: None,
-        user_data: None,
-        session_ref: None,
-        // `reconciled` means "its end was inferred"; adoption is marked apart.
-        reconciled: false,
-        extra: [(ADOPTED.to_owned(), serde_json::Value::Bool(true))]
-            .into_iter()
-            .collect(),
-    }
+    let direction = if row.direction == "outbound" {
+        CallDirection::Outbound
+    } else {
+        CallDirection::Inbound
+    };
+    let mut record = CallRecord::new(&row.uuid, node, direction, created_at);
+    record.state = state;
+    record.caller = non_empty(&row.cid_num);
+    record.caller_display_name = non_empty(&row.cid_name);
+    record.callee = non_empty(&row.dest);
+    record.answered_at = (state == CallState::Answered).then_some(created_at);
+    // `reconciled` means "its end was inferred"; adoption is marked apart.
+    record
+        .extra
+        .insert(ADOPTED.to_owned(), serde_json::Value::Bool(true));
+    record
 }
 
 /// Key in [`CallRecord::extra`] marking a call taken into the table from
