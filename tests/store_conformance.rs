@@ -3,6 +3,7 @@
 //! one sequential test) a three-master Redis Cluster. Redis-only behaviour
 //! (surviving a server restart) is at the end. Never mocks Redis.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use fsgate::store::memory::MemoryStore;
 use fsgate::store::*;
 
 // --- fixtures -----------------------------------------------------------------
@@ -1232,52 +1232,7 @@ async fn event_log_trimmed_by_retention(s: S) {
 
 // --- the runner -------------------------------------------------------------------
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(std::sync::Arc::new(super::MemoryStore::new())).await;
-                }
-            )*
-        }
-
-        mod redis_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let server = crate::support::redis::RedisServer::start();
-                    let store = fsgate::store::open(&server.url()).await.expect("open redis");
-                    super::$case(store).await;
-                }
-            )*
-        }
-
-        /// Every case, in turn, on one three-master cluster (each under its
-        /// own key prefix).
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn redis_cluster_conformance() {
-            let cluster = crate::support::redis::RedisCluster::start();
-            $(
-                let store = fsgate::store::redis::RedisStore::connect_with_prefix(
-                    &cluster.url(),
-                    concat!("t-", stringify!($case)),
-                )
-                .await
-                .expect("open cluster");
-                $case(std::sync::Arc::new(store)).await;
-            )*
-            let counts = cluster.key_counts();
-            assert!(
-                counts.iter().filter(|n| **n > 0).count() >= 2,
-                "keys should spread over the masters: {counts:?}"
-            );
-        }
-    };
-}
-
-conformance!(
+store_conformance!(
     concurrent_creates_never_share_a_number,
     create_get_and_duplicate_ref,
     completion_frees_the_number_for_a_later_session,
@@ -1308,7 +1263,13 @@ conformance!(
     a_transition_queues_its_webhook_only_when_it_changes,
     a_webhook_id_is_queued_once,
     sync_pool_reports_whether_it_changed,
-);
+; then |cluster| {
+    let counts = cluster.key_counts();
+    assert!(
+        counts.iter().filter(|n| **n > 0).count() >= 2,
+        "keys should spread over the masters: {counts:?}"
+    );
+});
 
 // --- the transactional outbox -------------------------------------------------------
 

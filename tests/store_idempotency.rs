@@ -6,6 +6,7 @@
 //! behaviour (the key's TTL as Redis reports it, an outage) is at the end.
 //! Never mocks Redis.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -303,47 +304,7 @@ async fn leases_and_ttls_expire(s: S) {
 
 // --- the runner -------------------------------------------------------------------
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(std::sync::Arc::new(super::MemoryStore::new())).await;
-                }
-            )*
-        }
-
-        mod redis_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let server = crate::support::redis::RedisServer::start();
-                    let store = fsgate::store::open(&server.url()).await.expect("open redis");
-                    super::$case(store).await;
-                }
-            )*
-        }
-
-        /// Every case, in turn, on one three-master cluster (each under its
-        /// own key prefix).
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn redis_cluster_conformance() {
-            let cluster = crate::support::redis::RedisCluster::start();
-            $(
-                let store = fsgate::store::redis::RedisStore::connect_with_prefix(
-                    &cluster.url(),
-                    concat!("t-", stringify!($case)),
-                )
-                .await
-                .expect("open cluster");
-                $case(std::sync::Arc::new(store)).await;
-            )*
-        }
-    };
-}
-
-conformance!(
+store_conformance!(
     begin_then_finish_then_replay,
     release_lets_a_retry_start_and_only_the_owner_acts,
     exactly_one_concurrent_begin_starts,

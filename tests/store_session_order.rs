@@ -7,12 +7,12 @@
 //! Run on the memory store, a real redis-server and a Redis Cluster, as
 //! `tests/store_conformance.rs` does.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use fsgate::store::memory::MemoryStore;
 use fsgate::store::*;
 
 type S = Arc<dyn Store>;
@@ -120,45 +120,7 @@ async fn sub_millisecond_releases_still_order(s: S) {
     assert_eq!(b.expires_at - b.created_at, Duration::minutes(10));
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(std::sync::Arc::new(super::MemoryStore::new())).await;
-                }
-            )*
-        }
-
-        mod redis_store {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let server = crate::support::redis::RedisServer::start();
-                    let store = fsgate::store::open(&server.url()).await.expect("open redis");
-                    super::$case(store).await;
-                }
-            )*
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn redis_cluster_conformance() {
-            let cluster = crate::support::redis::RedisCluster::start();
-            $(
-                let store = fsgate::store::redis::RedisStore::connect_with_prefix(
-                    &cluster.url(),
-                    concat!("t-", stringify!($case)),
-                )
-                .await
-                .expect("open cluster");
-                $case(std::sync::Arc::new(store)).await;
-            )*
-        }
-    };
-}
-
-conformance!(
+store_conformance!(
     a_session_never_starts_before_its_number_was_released,
     sub_millisecond_releases_still_order,
 );

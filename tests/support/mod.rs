@@ -5,3 +5,5 @@ pub mod compose;
 pub mod receiver;
 pub mod redis;
 pub mod stack;
+#[macro_use]
+pub mod store_runner;
