@@ -126,6 +126,28 @@ fn digits(number: &str) -> &str {
     &number[2..]
 }
 
+/// The INVITE a party receives shows the masked number in From and
+/// P-Asserted-Identity, and `hidden`'s real number nowhere.
+fn assert_only_masked(invite: &SipMessage, hidden: &str) {
+    assert_eq!(
+        user_of(invite, "From").as_deref(),
+        Some(MASKED),
+        "{}",
+        invite.raw()
+    );
+    assert_eq!(
+        user_of(invite, "P-Asserted-Identity").as_deref(),
+        Some(MASKED),
+        "{}",
+        invite.raw()
+    );
+    assert!(
+        !invite.raw().contains(digits(hidden)),
+        "a real number reached the other party:\n{}",
+        invite.raw()
+    );
+}
+
 /// Places a call from `from` to `to` and returns it with the carrier's leg.
 async fn call_through(
     rig: &Rig,
@@ -149,24 +171,7 @@ async fn masked_calls_both_ways_show_only_the_masked_number() {
     for (caller, callee) in [(ALICE, BOB), (BOB, ALICE)] {
         let phone = rig.phone().await;
         let (mut out, mut leg) = call_through(&rig, &phone, caller, MASKED, callee).await;
-        let invite = leg.invite().clone();
-        assert_eq!(
-            user_of(&invite, "From").as_deref(),
-            Some(MASKED),
-            "{}",
-            invite.raw()
-        );
-        assert_eq!(
-            user_of(&invite, "P-Asserted-Identity").as_deref(),
-            Some(MASKED),
-            "{}",
-            invite.raw()
-        );
-        assert!(
-            !invite.raw().contains(digits(caller)),
-            "the caller's real number reached the callee:\n{}",
-            invite.raw()
-        );
+        assert_only_masked(leg.invite(), caller);
         leg.answer().await;
         out.answered(STEP).await.expect("the caller is connected");
         let s = rig.wait_session(&r, "active").await;
@@ -276,23 +281,7 @@ async fn originate_rings_both_parties_with_the_masked_number() {
     );
     a.answer().await;
     let mut b = rig.carrier.incoming(BOB, STEP).await;
-    assert_eq!(
-        user_of(b.invite(), "From").as_deref(),
-        Some(MASKED),
-        "{}",
-        b.invite().raw()
-    );
-    assert_eq!(
-        user_of(b.invite(), "P-Asserted-Identity").as_deref(),
-        Some(MASKED),
-        "{}",
-        b.invite().raw()
-    );
-    assert!(
-        !b.invite().raw().contains(digits(ALICE)),
-        "{}",
-        b.invite().raw()
-    );
+    assert_only_masked(b.invite(), ALICE);
     b.answer().await;
     rig.wait_session(&r, "active").await;
     rig.webhook("call.answered", |d| d["call_id"] == call_id.as_str())

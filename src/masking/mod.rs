@@ -13,8 +13,9 @@
 //! the system clock.
 //!
 //! Wiring (the daemon): build one [`Masking`] over the store, clock,
-//! tenants, switch and webhook outbox; call [`Masking::sync_pools`] at
-//! start; pass [`routes()`] to `http::router`; add [`SessionCallHandler`] to
+//! tenants, switch and webhook outbox; keep the pools synced (the daemon
+//! checks them every second, so an emptied store gets them back;
+//! [`Masking::sync_pools`] is the one-shot form); pass [`routes()`] to `http::router`; add [`SessionCallHandler`] to
 //! the pipeline's handlers; start [`spawn_expiry`] with
 //! [`expiry::EXPIRY_INTERVAL`] and a [`SessionReconciler`] with
 //! [`SESSION_RECONCILE_INTERVAL`].

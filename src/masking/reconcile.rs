@@ -89,6 +89,7 @@ impl SessionReconciler {
             .iter()
             .all(|(_, s)| matches!(s, crate::esl::node::NodeState::Connected { .. }));
         let now = m.clock.now();
+        let grace = chrono::Duration::from_std(MISSING_GRACE).unwrap_or_default();
         let mut still_missing = HashMap::new();
         for tenant in m.tenants.iter() {
             let mut cursor: Option<String> = None;
@@ -112,8 +113,6 @@ impl SessionReconciler {
                             None => {
                                 let since = self.first_missing(&key, now);
                                 still_missing.insert(key.clone(), since);
-                                let grace =
-                                    chrono::Duration::from_std(MISSING_GRACE).unwrap_or_default();
                                 now - since >= grace
                             }
                         };
