@@ -12,8 +12,12 @@ need_pkg() { # command package
   command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is still missing after installing $2" >&2; exit 1; }
 }
 
-# Tests start their own redis-server on a free port; they never mock Redis.
+# Tests start their own redis-server (and, for the Sentinel failover test,
+# redis-sentinel) on free ports; they never mock Redis.
 need_pkg redis-server redis-server
+need_pkg redis-sentinel redis-sentinel
+# The docker TLS example's certificate script (tests/docker_config.rs).
+need_pkg openssl openssl
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all --check

@@ -83,6 +83,9 @@ pub enum StartError {
     /// The webhook workers refused the tenants' settings.
     #[error("webhook delivery: {0}")]
     Webhooks(#[from] DelivererError),
+    /// The https certificate or key cannot be used.
+    #[error("https listener: {0}")]
+    Https(#[from] crate::tls::TlsFileError),
     /// The `[control]` section cannot be used (disconnect destination).
     #[error("control: {0}")]
     Control(#[from] crate::esl::dialstring::CommandError),
@@ -111,7 +114,9 @@ impl Daemon {
     /// Starts everything; returns once the HTTP server is listening.
     pub async fn start(config: Config, options: Options) -> Result<Daemon, StartError> {
         let clock = options.clock;
-        let store = store::open(&config.store.url).await?;
+        crate::tls::install_crypto_provider();
+        let https = http::Https::from_config(&config.http)?;
+        let store = store::open(&config.store).await?;
         let listener = match options.listener {
             Some(l) => l,
             None => TcpListener::bind(&config.http.listen)
@@ -211,7 +216,7 @@ impl Daemon {
         }
         let (stop, stop_rx) = watch::channel(false);
         let tenant_ids = state.tenants.iter().map(|t| t.id().to_owned()).collect();
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(sync_pools(state.clone(), stop_rx.clone())),
             timeouts::spawn(results, tenant_ids, OPERATION_TICK),
             masking::spawn_expiry(masking.clone(), masking::expiry::EXPIRY_INTERVAL),
@@ -229,7 +234,11 @@ impl Daemon {
             ],
         );
         let mut http_stop = stop_rx;
-        let limits = http::Limits::from_config(&state.config.http);
+        let mut limits = http::Limits::from_config(&state.config.http);
+        if let Some(https) = &https {
+            background.push(https.reload_on_sighup());
+        }
+        limits.tls = https;
         let http = tokio::spawn(http::serve_with(listener, router, limits, async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         }));

@@ -16,4 +16,5 @@ pub mod store;
 pub mod switch;
 pub mod telemetry;
 pub mod tenants;
+pub mod tls;
 pub mod webhooks;

@@ -87,6 +87,8 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency by method and route template"
     );
+    crate::http::https::describe_metrics();
+    crate::webhooks::worker::describe_metrics();
 }
 
 #[cfg(test)]

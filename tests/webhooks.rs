@@ -295,6 +295,7 @@ fn fast(retries: usize) -> DelivererConfig {
         idle_poll: Duration::from_millis(10),
         drain: Duration::from_secs(2),
         schedule: RetrySchedule::new(vec![Duration::from_millis(20); retries], 0.0),
+        ca_file: None,
     }
 }
 

@@ -153,6 +153,7 @@ where
     let mut config = ctx.assemble(tree, &mut problems);
     apply_element_overrides(&mut config, &overrides.elements, &mut problems);
     problems.extend(super::validate::validate(&config));
+    problems.extend(super::files::check(&config));
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -1,7 +1,9 @@
 //! Configuration: the file's shape ([`model`]), loading with environment
 //! overrides ([`load`]), and validation that explains every problem at once
-//! ([`validate`]).
+//! ([`validate`]), then the certificate, key and CA files it names
+//! ([`files`]).
 
+pub mod files;
 pub mod load;
 pub mod model;
 pub mod validate;

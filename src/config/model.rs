@@ -83,15 +83,46 @@ pub struct HttpConfig {
     /// may read it.
     #[serde(default)]
     pub metrics_token: Option<String>,
+    /// With `tls_key_file`, serve https on `listen` with this PEM certificate
+    /// chain (reloaded, with the key, on SIGHUP).
+    #[serde(default)]
+    pub tls_cert_file: Option<String>,
+    /// The PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<String>,
 }
 
 /// `[store]`
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `memory://` (one process) or `redis://host:port/db`.
+    /// `memory://` (one process), `redis://host:port/db`, `rediss://…` (TLS),
+    /// `redis+cluster://h1:p1,h2:p2`, or
+    /// `redis+sentinel://s1:26379,s2:26379/master-name[/db]` (`rediss+…`
+    /// for TLS).
     #[serde(default = "defaults::store_url")]
     pub url: String,
+    /// A PEM CA bundle trusted, besides the system's roots, for `rediss`.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// With `client_key_file`: the PEM client certificate presented to a
+    /// Redis that requires one (`tls-auth-clients yes`).
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// The PEM private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+    /// The sentinels' own password (`requirepass` of the sentinels), when it
+    /// differs from the data nodes' password given in the URL.
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
+    /// On Sentinel, how many replicas must have a write before it counts as
+    /// done (Redis `WAIT`), so that a failover loses no acknowledged write.
+    #[serde(default = "defaults::replica_acks")]
+    pub replica_acks: u32,
+    /// How long a write waits for `replica_acks` replicas.
+    #[serde(default = "defaults::replica_ack_timeout_ms")]
+    pub replica_ack_timeout_ms: u64,
 }
 
 /// `[[freeswitch]]`
@@ -147,6 +178,10 @@ pub struct WebhooksConfig {
     /// Concurrent deliveries per daemon instance.
     #[serde(default = "defaults::webhook_concurrency")]
     pub concurrency: usize,
+    /// A PEM CA bundle trusted, besides the system's roots, for https
+    /// receivers (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// `[shutdown]`
@@ -221,6 +256,12 @@ pub mod defaults {
     }
     pub(crate) fn store_url() -> String {
         "memory://".into()
+    }
+    pub(crate) fn replica_acks() -> u32 {
+        1
+    }
+    pub(crate) fn replica_ack_timeout_ms() -> u64 {
+        1_000
     }
     pub(crate) fn esl_password() -> String {
         "ClueCon".into()
@@ -336,6 +377,8 @@ impl std::fmt::Debug for HttpConfig {
                 &self.dialplan_reserved_connections,
             )
             .field("metrics_token", &redact_opt(&self.metrics_token))
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -344,6 +387,12 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
             .field("url", &redact_url(&self.url))
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("sentinel_password", &redact_opt(&self.sentinel_password))
+            .field("replica_acks", &self.replica_acks)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
             .finish()
     }
 }

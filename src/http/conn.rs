@@ -29,7 +29,6 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -39,15 +38,17 @@ use super::listener::{Limits, CONNECTIONS_TIMED_OUT, MAX_HEAD_BYTES};
 
 /// Serves one connection until it ends, overstays a timeout, or (with no
 /// request in progress) the server shuts down.
-pub(super) async fn connection(
-    stream: TcpStream,
+pub(super) async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     router: axum::Router,
     clock: Arc<Clock>,
     slot: Slot,
     watcher: Watcher,
     stopping: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let phase = clock.phase.subscribe();
     let io = TokioIo::new(Watched {
         stream,
@@ -222,13 +223,14 @@ async fn overstay(
     }
 }
 
-/// The connection's socket, telling the [`Clock`] when bytes arrive.
-struct Watched {
-    stream: TcpStream,
+/// The connection's socket (plain or TLS), telling the [`Clock`] when bytes
+/// arrive.
+struct Watched<S> {
+    stream: S,
     clock: Arc<Clock>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -243,7 +245,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

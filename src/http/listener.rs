@@ -10,8 +10,9 @@
 //! connections, which finish their request in flight (`conn.rs` serves
 //! each one, with the header, send and idle timeouts). An accept error that
 //! is not about one connection (EMFILE, …) pauses the loop briefly instead of
-//! spinning. What a request body may be is the router's business
-//! ([`super::body`]).
+//! spinning. With `http.tls_cert_file` each connection first completes its
+//! TLS handshake ([`super::https`]). What a request body may be is the
+//! router's business ([`super::body`]).
 
 use std::future::Future;
 use std::io;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use super::auth::cidr_contains;
 use super::cap::{overflow_answer, Slots, OVERFLOW_ANSWERS};
 use super::conn::{connection, Clock};
+use super::https::Https;
 use crate::config::validate::parse_cidr;
 use crate::config::HttpConfig;
 
@@ -64,6 +66,9 @@ pub struct Limits {
     pub reserved_connections: usize,
     /// Networks whose clients may use the reserve besides loopback.
     pub reserved_sources: Vec<(IpAddr, u8)>,
+    /// Serve https with this certificate (`None`: plain http). Not read by
+    /// [`Limits::from_config`], which reads no file: the daemon loads it.
+    pub tls: Option<Arc<Https>>,
 }
 
 impl Limits {
@@ -81,6 +86,7 @@ impl Limits {
                 .iter()
                 .filter_map(|entry| parse_cidr(entry))
                 .collect(),
+            tls: None,
         }
     }
 
@@ -146,19 +152,32 @@ where
                     "connection cap reached; refusing new connections"
                 );
             }
-            overflow_answer(stream, &overflow);
+            // A TLS client cannot read a plain 503: it is just closed.
+            if limits.tls.is_none() {
+                overflow_answer(stream, &overflow);
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            peer,
-            router.clone(),
-            Clock::new(&limits),
-            slot,
-            graceful.watcher(),
-            stopping.clone(),
-        ));
+        let (router, clock) = (router.clone(), Clock::new(&limits));
+        let (watcher, stopping) = (graceful.watcher(), stopping.clone());
+        match limits.tls.clone() {
+            None => {
+                tokio::spawn(connection(
+                    stream, peer, router, clock, slot, watcher, stopping,
+                ));
+            }
+            // The handshake runs on the connection's task (under its place
+            // in the cap, within the header timeout), never on this loop.
+            Some(https) => {
+                let timeout = limits.header_timeout;
+                tokio::spawn(async move {
+                    if let Some(stream) = https.accept(stream, timeout).await {
+                        connection(stream, peer, router, clock, slot, watcher, stopping).await;
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     stopping_tx.send_replace(true);

@@ -18,6 +18,7 @@ pub mod body;
 mod cap;
 mod conn;
 pub mod error;
+pub mod https;
 pub mod listener;
 pub mod openapi;
 pub mod ops;
@@ -39,6 +40,7 @@ use utoipa::openapi::path::HttpMethod;
 
 pub use auth::{DialplanCaller, MetricsReader, Tenant};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, ErrorEnvelope};
+pub use https::Https;
 pub use listener::Limits;
 pub use state::{AppState, DrainSignal, NodeStatus};
 

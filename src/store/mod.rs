@@ -25,6 +25,7 @@ mod cursor;
 pub mod memory;
 mod merge;
 pub mod model;
+mod options;
 pub mod redis;
 
 // Idempotency-Key records and public cursor checks (appended).
@@ -38,6 +39,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use model::*;
+pub use options::StoreOptions;
 
 pub use idempotency::{
     Begun, IdempotencyAttempt, IdempotencyRecord, IdempotencyScope, StoredResponse,
@@ -55,19 +57,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Opens the store a `store.url` names: `memory://` (the embedded store of
-/// one process), `redis://host:port[/db]` (or `rediss://`), or a Redis
-/// Cluster as `redis+cluster://host1:port1,host2:port2,…`.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store `[store]` names (`&config.store`, or a bare URL with
+/// the defaults for the rest): `memory://` (the embedded store of one
+/// process), `redis://host:port[/db]` (or `rediss://`), a Redis Cluster as
+/// `redis+cluster://host1:port1,host2:port2,…`, or the primary Redis
+/// Sentinel names as `redis+sentinel://s1:port1,s2:port2/master[/db]` (each
+/// `rediss+…` for TLS).
+pub async fn open(options: impl Into<StoreOptions>) -> Result<Arc<dyn Store>, StoreError> {
+    let options = options.into();
+    let url = options.url.as_str();
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "memory" => Ok(Arc::new(memory::MemoryStore::new())),
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            Ok(Arc::new(redis::RedisStore::connect(url).await?))
-        }
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
+        | "rediss+sentinel" => Ok(Arc::new(redis::RedisStore::connect(&options).await?)),
         _ => Err(StoreError::Unavailable(format!(
-            "unsupported store url {url:?}: expected memory://, redis://host:port or \
-             redis+cluster://host:port,host:port"
+            "unsupported store url {:?}: expected memory://, redis://host:port, \
+             redis+cluster://host:port,host:port or redis+sentinel://host:port,host:port/master",
+            crate::config::model::redact_url(url)
         ))),
     }
 }
@@ -370,7 +377,16 @@ mod tests {
         assert!(open("redis+cluster://127.0.0.1:1,127.0.0.1:2")
             .await
             .is_ok());
-        for bad in ["postgres://db", "memory", "", "redis+cluster://a:1,,b:2"] {
+        assert!(open("redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster")
+            .await
+            .is_ok());
+        for bad in [
+            "postgres://db",
+            "memory",
+            "",
+            "redis+cluster://a:1,,b:2",
+            "redis+sentinel://127.0.0.1:1",
+        ] {
             assert!(
                 matches!(open(bad).await, Err(StoreError::Unavailable(_))),
                 "{bad:?} should be refused"

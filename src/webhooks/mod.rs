@@ -60,6 +60,6 @@ pub use envelope::{
 };
 pub use events_api::{get_events, list_events, EventsPage, EventsQuery};
 pub use outbox::{EmitError, Outbox, Wakeup};
-pub use schedule::{AttemptResult, RetrySchedule, Verdict};
+pub use schedule::{AttemptResult, RetrySchedule, TlsProblem, Verdict};
 pub use sign::{verify, SignedHeaders, VerifyError, WebhookSecret};
 pub use worker::{Deliverer, DelivererConfig, DelivererError, DelivererHandle};

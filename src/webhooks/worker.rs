@@ -25,7 +25,7 @@ use crate::config::{TenantConfig, WebhooksConfig};
 use crate::store::{ClaimedWebhook, Store, WebhookOutcome};
 
 use super::outbox::Wakeup;
-use super::schedule::{parse_retry_after, AttemptResult, RetrySchedule};
+use super::schedule::{parse_retry_after, AttemptResult, RetrySchedule, TlsProblem};
 use super::sign::{signed_headers, SecretError, WebhookSecret};
 
 /// Counter of attempts, labelled `result` = `delivered`, `retry` or `dead`.
@@ -38,10 +38,9 @@ pub const METRIC_DEAD: &str = "fsgate_webhooks_dead_total";
 /// Longest pause between claims while the store keeps failing.
 const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 
-/// This build's HTTP client has no TLS (reqwest without a TLS feature), so an
-/// `https` webhook URL is refused at start rather than failing for 24 hours.
-/// Set to true when a TLS feature is enabled in Cargo.toml.
-const TLS_SUPPORTED: bool = false;
+/// Counter of attempts whose TLS handshake failed, by `reason`
+/// (`untrusted_certificate`, `wrong_host`, `expired`, `other`).
+pub const METRIC_TLS_FAILURES: &str = "fsgate_webhook_tls_failures_total";
 
 /// Registers the help text of the delivery metrics with the installed recorder.
 pub fn describe_metrics() {
@@ -55,6 +54,10 @@ pub fn describe_metrics() {
         "Duration of webhook delivery attempts"
     );
     metrics::describe_counter!(METRIC_DEAD, "Webhooks dead-lettered");
+    metrics::describe_counter!(
+        METRIC_TLS_FAILURES,
+        "Webhook attempts whose TLS handshake with the receiver failed, by reason"
+    );
 }
 
 /// How the workers behave. [`DelivererConfig::from_config`] gives the
@@ -77,6 +80,9 @@ pub struct DelivererConfig {
     pub drain: Duration,
     /// When to retry and when to give up.
     pub schedule: RetrySchedule,
+    /// A CA bundle trusted for https receivers besides the system's roots
+    /// (`webhooks.ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl DelivererConfig {
@@ -94,6 +100,12 @@ impl DelivererConfig {
             idle_poll: Duration::from_millis(200),
             drain: Duration::from_secs(10),
             schedule: RetrySchedule::default(),
+            ca_file: webhooks
+                .ca_file
+                .as_deref()
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(Into::into),
         }
     }
 }
@@ -140,6 +152,9 @@ pub enum DelivererError {
     /// The HTTP client could not be built.
     #[error("cannot build the webhook HTTP client: {0}")]
     Client(String),
+    /// `webhooks.ca_file` is unusable.
+    #[error("webhooks.ca_file: {0}")]
+    CaFile(#[from] crate::tls::TlsFileError),
 }
 
 /// One tenant's delivery target.
@@ -167,14 +182,8 @@ impl Target {
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| url_error(e.to_string()))?;
         match parsed.scheme() {
-            "http" => {}
-            "https" if TLS_SUPPORTED => {}
-            "https" => {
-                return Err(url_error(
-                    "https is not supported by this build (no TLS in the HTTP client)".into(),
-                ))
-            }
-            other => return Err(url_error(format!("scheme {other:?} is not http"))),
+            "http" | "https" => {}
+            other => return Err(url_error(format!("scheme {other:?} is not http or https"))),
         }
         let secret = tenant
             .webhook_secret
@@ -253,7 +262,11 @@ impl Deliverer {
                 targets.push(target);
             }
         }
+        // rustls with the system's roots plus `webhooks.ca_file`; the
+        // certificate is checked against the URL's host.
+        let tls = crate::tls::client_config(config.ca_file.as_deref())?;
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fsgate-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -520,8 +533,22 @@ async fn attempt(shared: &Shared, target: &Target, claim: ClaimedWebhook) {
                 .and_then(parse_retry_after),
         },
         Err(e) if e.is_timeout() => AttemptResult::Timeout,
-        Err(e) if e.is_connect() => AttemptResult::Connect,
-        Err(_) => AttemptResult::Transport,
+        Err(e) => match crate::tls::tls_failure(&e) {
+            Some(reason) => {
+                let problem = tls_problem(&reason);
+                metrics::counter!(METRIC_TLS_FAILURES, "reason" => problem.as_str()).increment(1);
+                tracing::warn!(
+                    tenant = %target.tenant,
+                    id = %job.id,
+                    url = %target.url,
+                    error = %reason,
+                    "webhook receiver's TLS refused: fix its certificate or webhooks.ca_file"
+                );
+                AttemptResult::Tls(problem)
+            }
+            None if e.is_connect() => AttemptResult::Connect,
+            None => AttemptResult::Transport,
+        },
     };
     metrics::histogram!(METRIC_DELIVERY_SECONDS).record(started.elapsed().as_secs_f64());
 
@@ -556,6 +583,25 @@ async fn attempt(shared: &Shared, target: &Target, claim: ClaimedWebhook) {
     {
         // The claim stays open; after the lease another worker retries it.
         tracing::warn!(tenant = %target.tenant, id = %job.id, error = %e, "cannot settle webhook");
+    }
+}
+
+/// Sorts a failed handshake.
+fn tls_problem(error: &rustls::Error) -> TlsProblem {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer | C::BadSignature | C::UnknownRevocationStatus => {
+                TlsProblem::UntrustedCertificate
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsProblem::WrongHost,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsProblem::Expired,
+            _ => TlsProblem::Other,
+        },
+        _ => TlsProblem::Other,
     }
 }
 
@@ -603,10 +649,10 @@ mod tests {
             Target::from_config(&tenant(Some("ftp://example.com/"), Some(SECRET))),
             Err(DelivererError::Url { .. })
         ));
-        assert_eq!(
-            Target::from_config(&tenant(Some("https://example.com/"), Some(SECRET))).is_ok(),
-            TLS_SUPPORTED
-        );
+        assert!(matches!(
+            Target::from_config(&tenant(Some("https://example.com/"), Some(SECRET))),
+            Ok(Some(_))
+        ));
     }
 
     #[tokio::test]

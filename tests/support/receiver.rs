@@ -84,6 +84,8 @@ struct Inner {
 pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
     addr: SocketAddr,
+    /// `http://127.0.0.1:port`, or `https://localhost:port` over TLS.
+    base: String,
 }
 
 async fn hook(
@@ -117,20 +119,59 @@ impl Receiver {
     /// Starts a receiver on `addr` (a receiver that was down comes up).
     pub async fn start_on(addr: SocketAddr) -> Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new()
-            .route("/hooks", post(hook))
-            .with_state(inner.clone());
+        let app = Receiver::app(&inner);
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Receiver { inner, addr }
+        Receiver {
+            inner,
+            addr,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// Starts an https receiver on a free loopback port, presenting the
+    /// certificate of `tls`; its URL names the host `localhost`.
+    pub async fn start_tls(tls: rustls::ServerConfig) -> Receiver {
+        use tower::ServiceExt;
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Receiver::app(&inner);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses our certificate ends here.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| app.clone().oneshot(req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            inner,
+            addr,
+            base: format!("https://localhost:{}", addr.port()),
+        }
+    }
+
+    fn app(inner: &Arc<Mutex<Inner>>) -> Router {
+        Router::new()
+            .route("/hooks", post(hook))
+            .with_state(inner.clone())
     }
 
     /// The URL to configure as `webhook_url`.
     pub fn url(&self) -> String {
-        format!("http://{}/hooks", self.addr)
+        format!("{}/hooks", self.base)
     }
 
     /// Answer the next deliveries with these statuses (then 200).

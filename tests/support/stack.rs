@@ -39,6 +39,21 @@ pub struct StackOptions {
     pub tweak: Option<Tweak>,
     /// The simulator's dialplan directory (default: the shipped `dialplan/`).
     pub dialplan: Option<std::path::PathBuf>,
+    /// Serve https: the daemon with this certificate, the simulator's
+    /// `fsgate_url` on `https://localhost`, the tests' client trusting the CA.
+    pub tls: Option<StackTls>,
+}
+
+/// The https of a stack.
+pub struct StackTls {
+    /// The daemon's certificate (for `localhost`) and key.
+    pub cert_file: std::path::PathBuf,
+    /// Its key.
+    pub key_file: std::path::PathBuf,
+    /// The CA the tests' HTTP client trusts.
+    pub ca_file: std::path::PathBuf,
+    /// The simulator's `certs_dir` (where `secure` looks for `cacert.pem`).
+    pub certs_dir: std::path::PathBuf,
 }
 
 impl Default for StackOptions {
@@ -50,6 +65,7 @@ impl Default for StackOptions {
             clock: Arc::new(SystemClock),
             tweak: None,
             dialplan: None,
+            tls: None,
         }
     }
 }
@@ -103,7 +119,16 @@ impl Stack {
                 .dialplan
                 .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/dialplan").into()),
         );
-        sim_cfg.globals = vec![("fsgate_url".into(), format!("http://{addr}"))];
+        let base = match &options.tls {
+            None => format!("http://{addr}"),
+            Some(_) => format!("https://localhost:{}", addr.port()),
+        };
+        sim_cfg.globals = vec![("fsgate_url".into(), base.clone())];
+        if let Some(tls) = &options.tls {
+            sim_cfg
+                .globals
+                .push(("certs_dir".into(), tls.certs_dir.display().to_string()));
+        }
         sim_cfg.heartbeat_interval = Duration::from_secs(2);
         let sim = sim::start(sim_cfg).await.unwrap();
 
@@ -120,6 +145,13 @@ impl Stack {
             tenant("globex", "155502", options.pool, &receiver),
         ];
         config.shutdown.drain_timeout_ms = 3000;
+        let mut http = reqwest::Client::builder();
+        if let Some(tls) = &options.tls {
+            config.http.tls_cert_file = Some(tls.cert_file.display().to_string());
+            config.http.tls_key_file = Some(tls.key_file.display().to_string());
+            let trust = fsgate::tls::client_config(Some(&tls.ca_file)).unwrap();
+            http = http.use_preconfigured_tls(trust);
+        }
         if let Some(tweak) = options.tweak {
             tweak(&mut config);
         }
@@ -133,8 +165,8 @@ impl Stack {
             receiver,
             redis,
             config,
-            base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
+            base,
+            http: http.build().unwrap(),
             clock: options.clock,
         };
         stack.wait_ready().await;

@@ -1,5 +1,7 @@
 //! `RedisStore`: the shared store of several daemon instances, on one Redis
-//! server (`redis://`) or a Redis Cluster (`redis+cluster://h1:p1,h2:p2`).
+//! server (`redis://`, `rediss://`), a Redis Cluster
+//! (`redis+cluster://h1:p1,h2:p2`) or the primary Redis Sentinel names
+//! (`redis+sentinel://s1:p1,s2:p2/master`).
 //!
 //! Owns the mapping of every [`Store`] method onto Redis: each change that
 //! touches several keys is one Lua script (`*.lua` beside this file) over
@@ -14,6 +16,8 @@ mod calls;
 mod conn;
 mod keys;
 mod ops;
+mod sentinel;
+mod sentinel_url;
 mod sessions;
 mod value;
 mod webhooks;
@@ -29,7 +33,7 @@ use chrono::{DateTime, Utc};
 
 use self::conn::{classify, Conn};
 use self::keys::Keys;
-use super::{Begun, IdempotencyAttempt, IdempotencyScope, StoredResponse};
+use super::{Begun, IdempotencyAttempt, IdempotencyScope, StoreOptions, StoredResponse};
 use super::{
     CallBinding, CallRecord, ClaimedWebhook, CompletionReason, CreateSessionError, Emission,
     LoggedEvent, NewSession, OperationRecord, OperationStatus, Page, Registered, SessionRecord,
@@ -55,18 +59,23 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Opens a store on a `redis://`, `rediss://` or `redis+cluster://` URL.
-    /// The connection is made lazily and remade after an outage, so this
-    /// only fails on a malformed URL.
-    pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        RedisStore::connect_with_prefix(url, DEFAULT_PREFIX).await
+    /// Opens a store on a `redis://`, `rediss://`, `redis+cluster://` or
+    /// `redis+sentinel://` URL, with the rest of `[store]` (TLS files,
+    /// replica acknowledgements); a bare URL will do. The connection is made
+    /// lazily and remade after an outage (or a failover), so this only fails
+    /// on a malformed URL or an unusable TLS file.
+    pub async fn connect(options: impl Into<StoreOptions>) -> Result<RedisStore, StoreError> {
+        RedisStore::connect_with_prefix(options, DEFAULT_PREFIX).await
     }
 
     /// Like [`RedisStore::connect`], with every key under `prefix` instead
     /// of `fsgate` (to share one Redis between deployments, or tests).
-    pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+    pub async fn connect_with_prefix(
+        options: impl Into<StoreOptions>,
+        prefix: &str,
+    ) -> Result<RedisStore, StoreError> {
         Ok(RedisStore {
-            conn: conn::connect(url)?,
+            conn: conn::connect(&options.into())?,
             keys: Keys::new(prefix),
         })
     }
