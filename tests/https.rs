@@ -174,6 +174,70 @@ async fn an_untrusted_or_misnamed_receiver_certificate_is_refused_and_counted() 
     assert_eq!(metric(&s, "fsgate_webhooks_dead_total").await, 0.0);
 }
 
+/// The simulator asks an https `fsgate_url` the way the real switch does
+/// (`real_switch::route_lookup_over_https_verifies_the_daemon_certificate`):
+/// the shipped dialplan's `secure` refuses a daemon whose CA is not the
+/// switch's (NORMAL_TEMPORARY_FAILURE), and routes once `cacert.pem` is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_verifies_an_https_route_lookup_like_the_real_switch() {
+    let ca = TestCa::new("sim-https");
+    let cert = ca.server("fsgate", &["localhost"]);
+    let certs_dir = ca.dir.join("switch-certs");
+    std::fs::create_dir_all(&certs_dir).unwrap();
+    let s = Stack::start(StackOptions {
+        tls: Some(support::stack::StackTls {
+            cert_file: cert.cert_file.clone(),
+            key_file: cert.key_file.clone(),
+            ca_file: ca.ca_file(),
+            certs_dir: certs_dir.clone(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert!(s.base.starts_with("https://localhost:"), "{}", s.base);
+    let (status, v) = s
+        .post_json(
+            "/v1/sessions",
+            json!({"party_a": "+15557770001", "party_b": "+15557770002"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (masked, session) = (
+        v["masked_number"].as_str().unwrap().to_owned(),
+        v["ref"].as_str().unwrap().to_owned(),
+    );
+    let store = s.daemon().state().store.clone();
+    let ended_with = |uuid: String| {
+        let store = store.clone();
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                if let Some(call) = store.get_call(&uuid).await.unwrap() {
+                    if call.ended_at.is_some() {
+                        return call.hangup_cause;
+                    }
+                }
+                assert!(Instant::now() < deadline, "{uuid} never ended");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    let refused = s.sim.switch().place_inbound("+15557770001", &masked);
+    assert_eq!(
+        ended_with(refused).await.as_deref(),
+        Some("NORMAL_TEMPORARY_FAILURE"),
+        "an unverified daemon is not asked"
+    );
+    std::fs::copy(ca.ca_file(), certs_dir.join("cacert.pem")).unwrap();
+    s.sim.switch().place_inbound("+15557770001", &masked);
+    s.receiver
+        .wait_for("session.active", WAIT, |d| {
+            d.data()["ref"] == session.as_str()
+        })
+        .await;
+}
+
 // --- the https listener ---------------------------------------------------------------
 
 /// `fsgate serve` with `http.tls_*` set; SIGKILLed on drop.

@@ -26,7 +26,11 @@ fn repo() -> PathBuf {
 #[test]
 fn the_switch_starts_clean_with_the_shipped_files() {
     let fs = freeswitch::shared();
-    assert_eq!(fs.errors(), Vec::<String>::new(), "errors at start-up");
+    assert_eq!(
+        fs.errors_outside_calls(),
+        Vec::<String>::new(),
+        "errors at start-up"
+    );
     for module in [
         "mod_event_socket",
         "mod_sofia",
@@ -112,7 +116,7 @@ fn the_docker_entrypoint_conf_starts_clean() {
 }
 
 use real_switch_support::sip::{IncomingCall, OutgoingCall, Phone, SipMessage};
-use real_switch_support::{Rig, RigOptions, ALICE, BOB, CONTROL, MASKED, STEP, STRANGER};
+use real_switch_support::{Rig, RigOptions, ALICE, BOB, CONTROL, DAEMON, MASKED, STEP, STRANGER};
 use serde_json::{json, Value};
 
 /// The user part of header `name`'s URI in `m`.
@@ -618,4 +622,75 @@ async fn an_event_socket_cut_by_the_switch_is_healed_and_reconciled() {
         rig.count("call.hangup", |d| d["session_ref"] == r.as_str()),
         1
     );
+}
+
+/// Points the switch's `fsgate_url` elsewhere for one test, and back (also
+/// when the test fails: the switch is shared).
+struct FsgateUrl;
+
+impl FsgateUrl {
+    fn set(url: &str) -> FsgateUrl {
+        freeswitch::api(&format!("global_setvar fsgate_url={url}")).unwrap();
+        FsgateUrl
+    }
+}
+
+impl Drop for FsgateUrl {
+    fn drop(&mut self) {
+        let _ = freeswitch::api(&format!("global_setvar fsgate_url=http://{DAEMON}"));
+    }
+}
+
+/// An https `fsgate_url`: the shipped route extension asks with mod_curl's
+/// `secure`, so the lookup fails closed (NORMAL_TEMPORARY_FAILURE, nothing
+/// dialled) until the daemon's CA is `cacert.pem` in the switch's certs
+/// folder, and then the masked call goes through the https listener.
+#[tokio::test]
+async fn route_lookup_over_https_verifies_the_daemon_certificate() {
+    let rig = Rig::start().await;
+    let r = rig.session().await;
+    let ca = support::certs::TestCa::new("switch-https");
+    let cert = ca.server("fsgate", &["localhost"]);
+    let mut config = rig.config.clone();
+    config.http.listen = "127.0.0.1:8443".into();
+    config.http.tls_cert_file = Some(cert.cert_file.display().to_string());
+    config.http.tls_key_file = Some(cert.key_file.display().to_string());
+    let https = fsgate::daemon::Daemon::start(
+        config,
+        fsgate::daemon::Options {
+            clock: rig.clock.clone(),
+            listener: None,
+            pipeline_shards: 2,
+        },
+    )
+    .await
+    .expect("the https daemon starts");
+    let _url = FsgateUrl::set("https://localhost:8443");
+    let certs_dir = freeswitch::api("global_getvar certs_dir").unwrap();
+    let cacert = PathBuf::from(certs_dir.trim()).join("cacert.pem");
+    let _ = std::fs::remove_file(&cacert);
+
+    // The daemon's CA is not the switch's: the lookup does not verify.
+    let phone = rig.phone().await;
+    let mut unverified = phone.call(rig.switch_sip(), ALICE, MASKED, &[]).await;
+    let refused = unverified.answered(STEP).await.expect_err("refused");
+    // NORMAL_TEMPORARY_FAILURE (Q.850 41) is 503 on the wire.
+    assert_eq!(refused.status(), Some(503), "{}", refused.raw());
+    assert!(
+        rig.carrier.invites_for(BOB).is_empty(),
+        "bridged unverified"
+    );
+
+    // With the CA in place the same call is routed over https.
+    std::fs::copy(ca.ca_file(), &cacert).unwrap();
+    let (mut out, mut leg) = call_through(&rig, &phone, ALICE, MASKED, BOB).await;
+    assert_only_masked(leg.invite(), ALICE);
+    leg.answer().await;
+    out.answered(STEP).await.expect("the caller is connected");
+    rig.wait_session(&r, "active").await;
+    out.hangup().await;
+    leg.ended_by_remote(STEP).await;
+    rig.wait_session(&r, "open").await;
+    let _ = std::fs::remove_file(&cacert);
+    https.shutdown().await;
 }

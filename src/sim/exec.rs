@@ -244,7 +244,10 @@ impl Switch {
                     return Flow::Stop;
                 };
                 let (timeout, connect) = dialplan::curl::timeouts(&v);
-                let outcome = dialplan::curl::perform(&req, timeout, connect, &self.0.http).await;
+                let bundle = dialplan::curl::ca_bundle(&v);
+                let http = &self.0.http;
+                let outcome =
+                    dialplan::curl::perform(&req, timeout, connect, bundle.as_deref(), http).await;
                 dialplan::curl::apply(&outcome, &mut v);
                 self.apply_sets(uuid, &v.sets);
                 self.interrupted(uuid)

@@ -8,14 +8,22 @@
 //! not decide when curl runs (the hunt or the channel code does), read any
 //! channel variable other than the two timeouts, or retry.
 //!
+//! `https://` is fetched as FreeSWITCH 1.11's mod_curl does (checked on the
+//! real switch): without the `secure` word the certificate is not verified
+//! at all; with it, it is verified against `cacert.pem` in the `certs_dir`
+//! variable's folder when that file exists (and only it; a file that is not
+//! PEM is exit code 77), else against the system's roots (a certificate that
+//! does not verify is exit code 60).
+//!
 //! Differences from libcurl that a test can see, all consequences of reqwest:
-//! `https://` (and any scheme but `http`) is not supported (no TLS in this
-//! build): the result is code `0` with curl exit code 1. In `headers`/`json`
-//! output the header names are lower case, the reason phrase is the standard one
-//! for the status, and headers of redirect hops are not included. A body over
+//! schemes other than `http` and `https` give code `0` with exit code 1. In
+//! `headers`/`json` output the header names are lower case, the reason phrase
+//! is the standard one for the status, and headers of redirect hops are not
+//! included. A body over
 //! 64000 bytes keeps exactly its first 64000 bytes (FreeSWITCH keeps whole
 //! libcurl chunks, so slightly fewer). HTTP authentication is basic only.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT as UA_HEADER};
@@ -56,6 +64,9 @@ pub struct CurlRequest {
     pub headers: bool,
     /// `json`: store mod_curl's JSON summary instead.
     pub json: bool,
+    /// `secure`: verify an https server's certificate (`insecure`, or
+    /// neither word, does not).
+    pub secure: bool,
 }
 
 impl CurlRequest {
@@ -72,6 +83,8 @@ impl CurlRequest {
             match w.as_str() {
                 "headers" => req.headers = true,
                 "json" => req.json = true,
+                "secure" => req.secure = true,
+                "insecure" => req.secure = false,
                 "get" | "head" => req.method = Some(words[i].clone()),
                 "post" | "patch" | "put" | "delete" => {
                     req.method = Some(words[i].clone());
@@ -151,17 +164,26 @@ pub async fn execute(
     connect_timeout: Option<Duration>,
     http: &reqwest::Client,
 ) -> CurlOutcome {
-    perform(&CurlRequest::parse(data), timeout, connect_timeout, http).await
+    perform(
+        &CurlRequest::parse(data),
+        timeout,
+        connect_timeout,
+        None,
+        http,
+    )
+    .await
 }
 
-/// [`execute`] for an already parsed request.
+/// [`execute`] for an already parsed request; `ca_bundle` is what
+/// [`ca_bundle`] found for the channel (`secure` requests use it).
 pub async fn perform(
     req: &CurlRequest,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    ca_bundle: Option<&Path>,
     http: &reqwest::Client,
 ) -> CurlOutcome {
-    let fetched = fetch(req, timeout, connect_timeout, http).await;
+    let fetched = fetch(req, timeout, connect_timeout, ca_bundle, http).await;
     tracing::debug!(
         url = %req.url,
         status = fetched.status,
@@ -210,6 +232,7 @@ async fn fetch(
     req: &CurlRequest,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    ca_bundle: Option<&Path>,
     http: &reqwest::Client,
 ) -> Fetched {
     // libcurl guesses http:// for a URL without a scheme.
@@ -219,7 +242,7 @@ async fn fetch(
         format!("http://{}", req.url)
     };
     let url = match reqwest::Url::parse(&url_text) {
-        Ok(u) if u.scheme() == "http" => u,
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => u,
         Ok(_) => return Fetched::failed(1),
         Err(_) => return Fetched::failed(3),
     };
@@ -237,12 +260,13 @@ async fn fetch(
         _ => Method::GET,
     };
     let own_client;
-    let client = match connect_timeout.map(|ct| client_builder().connect_timeout(ct).build()) {
-        Some(Ok(c)) => {
+    let client = match own_client_for(&url, req.secure, ca_bundle, connect_timeout) {
+        Ok(Some(c)) => {
             own_client = c;
             &own_client
         }
-        _ => http,
+        Ok(None) => http,
+        Err(exit_code) => return Fetched::failed(exit_code),
     };
     let mut rb = client
         .request(method.clone(), url)
@@ -336,8 +360,55 @@ fn version_text(v: Version) -> &'static str {
     }
 }
 
+/// The client a request needs when the shared one will not do: a connect
+/// timeout, or https (verified as `secure` says). `Err` is libcurl's exit
+/// code for a CA bundle it cannot use (77).
+fn own_client_for(
+    url: &reqwest::Url,
+    secure: bool,
+    ca_bundle: Option<&Path>,
+    connect_timeout: Option<Duration>,
+) -> Result<Option<reqwest::Client>, u32> {
+    if url.scheme() != "https" && connect_timeout.is_none() {
+        return Ok(None);
+    }
+    let mut builder = client_builder();
+    if let Some(ct) = connect_timeout {
+        builder = builder.connect_timeout(ct);
+    }
+    if url.scheme() == "https" {
+        builder = match (secure, ca_bundle.filter(|p| p.exists())) {
+            (false, _) => builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true),
+            (true, None) => builder,
+            (true, Some(bundle)) => {
+                let certs = crate::tls::load_certs(bundle).map_err(|_| 77u32)?;
+                let mut b = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    let cert = reqwest::Certificate::from_der(&cert).map_err(|_| 77u32)?;
+                    b = b.add_root_certificate(cert);
+                }
+                b
+            }
+        };
+    }
+    Ok(builder.build().ok())
+}
+
+/// Where a `secure` request looks for its CA bundle: `cacert.pem` in the
+/// folder the `certs_dir` variable names (FreeSWITCH's certs directory).
+pub fn ca_bundle<C: ChannelVars + ?Sized>(chan: &C) -> Option<PathBuf> {
+    chan.variable("certs_dir")
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(&d).join("cacert.pem"))
+}
+
 fn exit_code_of(e: &reqwest::Error) -> u32 {
-    if e.is_timeout() {
+    if crate::tls::tls_failure(e).is_some() {
+        // libcurl: CURLE_PEER_FAILED_VERIFICATION.
+        60
+    } else if e.is_timeout() {
         28
     } else if e.is_redirect() {
         47
@@ -552,7 +623,7 @@ mod tests {
     #[tokio::test]
     async fn unsupported_and_bad_urls_give_code_zero() {
         let http = client().unwrap();
-        let out = execute("https://example.invalid/x", None, None, &http).await;
+        let out = execute("ftp://example.invalid/x", None, None, &http).await;
         assert_eq!((out.response_code, out.exit_code), (0, 1));
         let out = execute("http://[bad", None, None, &http).await;
         assert_eq!((out.response_code, out.exit_code), (0, 3));

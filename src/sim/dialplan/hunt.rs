@@ -360,7 +360,9 @@ async fn run_inline<C: ChannelVars + Send + ?Sized>(
     match &app {
         App::Curl(req) => {
             let (timeout, connect_timeout) = curl::timeouts(&*chan);
-            let outcome = curl::perform(req, timeout, connect_timeout, http).await;
+            let bundle = curl::ca_bundle(&*chan);
+            let outcome =
+                curl::perform(req, timeout, connect_timeout, bundle.as_deref(), http).await;
             curl::apply(&outcome, chan);
         }
         App::Log { level, message } => log_line(level, message),
