@@ -44,28 +44,10 @@ fn compose_sets_the_documented_overrides() {
 
 #[test]
 fn docker_config_is_valid_with_the_compose_environment() {
-    let vars = env_example();
-    let env: Vec<(String, String)> = fsgate_environment()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = interpolate(&v, &vars);
-            (k, v)
-        })
-        .collect();
+    let env = resolved(fsgate_environment());
     assert!(env.len() >= 7, "parsed too few variables: {env:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_fsgate"))
-        .current_dir(ROOT)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(["check-config", "docker/fsgate.toml"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "check-config failed:\n{stdout}\n{stderr}"
-    );
+    let (ok, stdout) = check_docker_config(&env);
+    assert!(ok, "check-config failed:\n{stdout}");
     assert!(stdout.contains("docker/fsgate.toml: OK"), "{stdout}");
     assert!(stdout.contains("store: redis://redis:6379/0"), "{stdout}");
     assert!(
@@ -125,4 +107,90 @@ fn the_image_healthcheck_command_follows_the_status() {
     let closed = format!("http://{}/healthz", listener.local_addr().unwrap());
     drop(listener);
     assert_eq!(run(&closed).status.code(), Some(1));
+}
+
+/// Runs `check-config docker/fsgate.toml` with `env` only.
+fn check_docker_config(env: &[(String, String)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fsgate"))
+        .current_dir(ROOT)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["check-config", "docker/fsgate.toml"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn resolved(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let vars = env_example();
+    env.into_iter()
+        .map(|(k, v)| (k, interpolate(&v, &vars)))
+        .collect()
+}
+
+#[test]
+fn the_sentinel_overlay_is_valid_and_points_at_the_sentinels() {
+    let env = resolved(compose::merged_environment(
+        "docker/compose.ha.yaml",
+        "fsgate",
+    ));
+    let (ok, text) = check_docker_config(&env);
+    assert!(ok, "check-config failed:\n{text}");
+    assert!(
+        text.contains(
+            "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/fsgate/0"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_tls_overlay_is_valid_with_the_certificates_its_script_makes() {
+    // make-certs.sh writes beside itself: run a copy in a scratch folder.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("docker-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        format!("{ROOT}/docker/tls/make-certs.sh"),
+        dir.join("make-certs.sh"),
+    )
+    .unwrap();
+    let made = Command::new("sh")
+        .arg(dir.join("make-certs.sh"))
+        .env("DAYS", "2")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "make-certs.sh failed (is openssl installed?):\n{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // The container's /etc/fsgate/tls is that folder here.
+    let env: Vec<(String, String)> = resolved(compose::merged_environment(
+        "docker/compose.tls.yaml",
+        "fsgate",
+    ))
+    .into_iter()
+    .map(|(k, v)| (k, v.replace("/etc/fsgate/tls", &dir.display().to_string())))
+    .collect();
+    assert!(
+        env.iter().any(|(k, _)| k == "FSGATE__HTTP__TLS_CERT_FILE"),
+        "{env:?}"
+    );
+    let (ok, text) = check_docker_config(&env);
+    assert!(ok, "check-config failed:\n{text}");
+    let freeswitch = compose::merged_environment("docker/compose.tls.yaml", "freeswitch");
+    assert!(
+        freeswitch
+            .iter()
+            .any(|(k, v)| k == "FSGATE_URL" && v.starts_with("https://fsgate:")),
+        "{freeswitch:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@
 #   /fsgate/dialplan         <- dialplan/ of this repository
 #   /fsgate/vars.fsgate.xml  <- docker/freeswitch/vars.fsgate.xml (env-based)
 #
+# FSGATE_CA_FILE (optional) is installed as the certs directory's cacert.pem.
 # FSGATE_CONF_DIR (default /etc/freeswitch) and FSGATE_SRC_DIR (default
 # /fsgate) move those places; with no command it only installs (the tests
 # run it that way on the real switch's base configuration).
@@ -24,6 +25,15 @@ if [ ! -f "$CONF/freeswitch.xml" ]; then
 fi
 
 FSGATE_DIALPLAN_DIR="$SRC/dialplan" sh "$SRC/freeswitch-conf/install.sh" "$CONF" "$SRC/vars.fsgate.xml"
+
+# An https fsgate_url: mod_curl's `secure` trusts only cacert.pem in the
+# certs directory (Debian packages: $CONF/tls). FSGATE_CA_FILE is the CA that
+# signed the daemon's certificate; FSGATE_CERTS_DIR moves the directory.
+if [ -n "${FSGATE_CA_FILE:-}" ]; then
+    certs=${FSGATE_CERTS_DIR:-$CONF/tls}
+    mkdir -p "$certs"
+    cp "$FSGATE_CA_FILE" "$certs/cacert.pem"
+fi
 
 [ $# -eq 0 ] && exit 0
 exec /docker-entrypoint.sh "$@"

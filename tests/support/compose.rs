@@ -51,9 +51,27 @@ pub fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// The `environment:` list of `service` in compose.yaml, as written.
 pub fn service_environment(service: &str) -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/compose.yaml"))
-            .unwrap();
+    service_environment_in("docker/compose.yaml", service)
+}
+
+/// `service`'s environment in `docker/compose.yaml` with an override file
+/// (`docker/compose.tls.yaml`, …) on top, as `compose -f … -f …` merges it:
+/// by variable name, the override winning.
+pub fn merged_environment(overlay: &str, service: &str) -> Vec<(String, String)> {
+    let mut env = service_environment(service);
+    for (k, v) in service_environment_in(overlay, service) {
+        match env.iter_mut().find(|(name, _)| *name == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+    env
+}
+
+/// The `environment:` list of `service` in a compose file of the
+/// repository, as written.
+pub fn service_environment_in(file: &str, service: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let mut in_service = false;
     let mut in_env = false;
     let mut env = Vec::new();
