@@ -18,6 +18,8 @@ need_pkg redis-server redis-server
 need_pkg redis-sentinel redis-sentinel
 # The docker TLS example's certificate script (tests/docker_config.rs).
 need_pkg openssl openssl
+# The webhook signature's cross-check against Python's hmac (tests/webhooks.rs).
+need_pkg python3 python3
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all --check

@@ -3,9 +3,12 @@
 //!
 //! Every scenario is an `async fn(Arc<dyn Store>)`, so the same checks run on
 //! any store; the `#[tokio::test]`s at the bottom run them on the memory
-//! store. Signatures are checked with an HMAC-SHA256 written here over `sha2`
-//! (not the `hmac` crate the daemon uses), itself checked against RFC 4231,
-//! and once against Python's `hmac` when `python3` is installed.
+//! store and on a redis-server of their own. Signatures are checked with an
+//! HMAC-SHA256 written here over `sha2` (not the `hmac` crate the daemon
+//! uses), itself checked against RFC 4231, and once against Python's `hmac`
+//! (`python3`, which the test command installs when missing).
+
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -123,7 +126,8 @@ key = base64.b64decode(sys.argv[1].removeprefix("whsec_"))
 msg = (sys.argv[2] + "." + sys.argv[3] + ".").encode() + sys.argv[4].encode()
 print("v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode())
 "#;
-    match std::process::Command::new("python3")
+    // Not skipped when python3 is missing: scripts/test.sh installs it.
+    let out = std::process::Command::new("python3")
         .args([
             "-c",
             script,
@@ -133,12 +137,13 @@ print("v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).deco
             "{\"é\":\"ü\"}",
         ])
         .output()
-    {
-        Ok(out) if out.status.success() => {
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours);
-        }
-        _ => eprintln!("python3 not available: skipped the Python cross-check"),
-    }
+        .expect("python3 runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours);
 }
 
 // --- a recording receiver ------------------------------------------------------------
@@ -975,73 +980,49 @@ pub async fn events_paging(store: Arc<dyn Store>) {
     assert!(page.events.is_empty() && page.next_cursor.is_none() && !page.has_more);
 }
 
-// --- on the memory store -----------------------------------------------------------------
+// --- on the memory store and on a redis-server of its own -----------------------------
 
 fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_delivers_a_signed_envelope() {
-    delivers_a_signed_envelope(memory()).await;
+/// Every case on the memory store and on a redis-server of its own: the
+/// delivery loop is the same code on both, the store scripts are not.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory()).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = crate::support::redis::RedisServer::start();
+                    let store = fsgate::store::open(&server.url()).await.expect("open redis");
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_retries_server_errors_with_fresh_signatures() {
-    retries_server_errors_with_fresh_signatures(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_emit_wakes_the_idle_worker() {
-    emit_wakes_the_idle_worker(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_client_errors_dead_letter_at_once() {
-    client_errors_dead_letter_at_once(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_too_many_requests_is_retried() {
-    too_many_requests_is_retried(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_timeouts_are_retried() {
-    timeouts_are_retried(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_receiver_down_then_up() {
-    receiver_down_then_up(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_many_envelopes_none_lost() {
-    many_envelopes_none_lost(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_two_instances_never_overlap() {
-    two_instances_never_overlap(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_a_crashed_claim_is_delivered_after_its_lease() {
-    a_crashed_claim_is_delivered_after_its_lease(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_emit_never_waits_on_http() {
-    emit_never_waits_on_http(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_shutdown_drains_and_leaves_the_rest() {
-    shutdown_drains_and_leaves_the_rest(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_events_paging() {
-    events_paging(memory()).await;
-}
+on_both_stores!(
+    delivers_a_signed_envelope,
+    retries_server_errors_with_fresh_signatures,
+    emit_wakes_the_idle_worker,
+    client_errors_dead_letter_at_once,
+    too_many_requests_is_retried,
+    timeouts_are_retried,
+    receiver_down_then_up,
+    many_envelopes_none_lost,
+    two_instances_never_overlap,
+    a_crashed_claim_is_delivered_after_its_lease,
+    emit_never_waits_on_http,
+    shutdown_drains_and_leaves_the_rest,
+    events_paging,
+);
