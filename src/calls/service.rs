@@ -262,15 +262,13 @@ impl CallService {
         tokio::spawn(async move {
             let uuid = placed.placed.uuid.to_string();
             let outcome = placed.outcome(settings.originate_wait).await;
-            let Ok(Outcome::Refused(text)) = outcome else {
+            let Ok(refused @ Outcome::Refused(_)) = outcome else {
                 return;
             };
-            tracing::info!(%tenant, call = %uuid, reply = %text, "click-to-call refused by FreeSWITCH");
+            tracing::info!(%tenant, call = %uuid, reply = %refused.text(), "click-to-call refused by FreeSWITCH");
             tokio::time::sleep(settings.failure_grace).await;
-            let cause = text
-                .strip_prefix("-ERR")
-                .map(str::trim)
-                .and_then(HangupCause::from_name)
+            let cause = refused
+                .refusal_cause()
                 .unwrap_or(HangupCause::NORMAL_TEMPORARY_FAILURE);
             let result = async {
                 match store.get_call(&uuid).await? {

@@ -56,6 +56,18 @@ impl Outcome {
             Outcome::Ok(t) | Outcome::Refused(t) => t,
         }
     }
+    /// The hangup cause a refusal names (`-ERR USER_BUSY`, as an originate's
+    /// job ends when its call fails), or `None` for `+OK` and for a refusal
+    /// that names none.
+    pub fn refusal_cause(&self) -> Option<HangupCause> {
+        match self {
+            Outcome::Ok(_) => None,
+            Outcome::Refused(t) => t
+                .strip_prefix("-ERR")
+                .map(str::trim)
+                .and_then(HangupCause::from_name),
+        }
+    }
 }
 
 /// Why a command did not reach FreeSWITCH, or got no answer.
@@ -341,5 +353,14 @@ mod tests {
             Outcome::Refused("-ERR No such channel!".into())
         );
         assert!(!Outcome::from_reply(b"-ERROR\n").is_ok());
+        assert_eq!(
+            Outcome::from_reply(b"-ERR USER_BUSY\n").refusal_cause(),
+            Some(HangupCause::USER_BUSY)
+        );
+        assert_eq!(
+            Outcome::from_reply(b"-ERR No such channel!\n").refusal_cause(),
+            None
+        );
+        assert_eq!(Outcome::from_reply(b"+OK\n").refusal_cause(), None);
     }
 }
