@@ -5,7 +5,8 @@
 //! This module owns API-key matching (SHA-256 of the presented key compared
 //! in constant time with every configured hash, so timing reveals neither
 //! which tenant nor how much matched) and number normalisation (`+15550100001`
-//! and `15550100001` are the same number). It holds no request logic (that is
+//! and `15550100001` are the same number) and dial-string template
+//! expansion. It holds no request logic (that is
 //! `http::auth`) and never keeps or logs a plaintext key.
 
 use std::collections::HashMap;
@@ -71,6 +72,15 @@ impl TenantSettings {
     /// The dial-string template (`${trunk}`, `${number}`).
     pub fn dial_string(&self) -> &str {
         &self.config.dial_string
+    }
+    /// The template with `trunk` (`None`: the tenant's own) and `number`
+    /// filled in; see [`expand_dial_string`].
+    pub fn dial_string_for(&self, trunk: Option<&str>, number: &str) -> String {
+        expand_dial_string(
+            &self.config.dial_string,
+            trunk.unwrap_or(self.trunk()),
+            number,
+        )
     }
     /// Whether `number` is in the masked pool (normalised comparison).
     pub fn owns_masked(&self, number: &str) -> bool {
@@ -170,6 +180,15 @@ impl Tenants {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+}
+
+/// A tenant's dial-string template with `${trunk}` and `${number}` replaced
+/// (nothing else is: the caller checks the result as an endpoint, so any
+/// other `${` is refused there).
+pub fn expand_dial_string(template: &str, trunk: &str, number: &str) -> String {
+    template
+        .replace("${trunk}", trunk)
+        .replace("${number}", number)
 }
 
 /// A number in the form used for comparisons: surrounding whitespace and one

@@ -95,10 +95,7 @@ fn endpoint(
     field: &'static str,
     number: &str,
 ) -> Result<Endpoint, DialError> {
-    let text = tenant
-        .dial_string
-        .replace("${trunk}", trunk)
-        .replace("${number}", number);
+    let text = crate::tenants::expand_dial_string(&tenant.dial_string, trunk, number);
     if text.contains("${") {
         return Err(DialError::Template {
             tenant: tenant.id.clone(),

@@ -29,11 +29,7 @@ use crate::tenants::TenantSettings;
 /// template with `${trunk}` and `${number}` replaced, checked as an
 /// [`Endpoint`] (so no `${` or other dial-string syntax can survive).
 pub fn endpoint(tenant: &TenantSettings, number: &str) -> Result<Endpoint, CommandError> {
-    let text = tenant
-        .dial_string()
-        .replace("${trunk}", tenant.trunk())
-        .replace("${number}", number);
-    Endpoint::for_field("dial_string", &text)
+    Endpoint::for_field("dial_string", &tenant.dial_string_for(None, number))
 }
 
 fn var(name: &'static str, value: &str) -> Result<(VarName, VarValue), CommandError> {

@@ -35,11 +35,8 @@ pub struct E164(String);
 impl E164 {
     /// Checks `text`; the error names `field`.
     pub fn parse(field: &'static str, text: &str) -> Result<E164, MaskingError> {
-        let digits = text.strip_prefix('+').unwrap_or("");
-        let ok = (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if ok {
+        // The same rule the configuration's numbers follow.
+        if crate::config::validate::is_e164(text) {
             Ok(E164(text.to_owned()))
         } else {
             Err(MaskingError::invalid(
