@@ -405,3 +405,33 @@ async fn node_stops_on_a_refused_password() {
         fsgate::esl::node::NodeState::Failed { .. }
     ));
 }
+
+/// The real switch rejects every client by ACL while mod_event_socket is
+/// being reloaded: the node must come back once the switch accepts again,
+/// not stop for good.
+#[tokio::test]
+async fn node_retries_after_an_acl_rejection() {
+    let (l, addr) = listener().await;
+    tokio::spawn(async move {
+        let mut p = Peer::accept(&l).await;
+        p.send(
+            b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n",
+        )
+        .await;
+        drop(p);
+        let mut p = Peer::accept(&l).await;
+        p.handshake().await;
+        let _sub = p.next().await.unwrap();
+        p.reply("+OK event listener enabled json").await;
+        while p.next().await.is_some() {}
+    });
+    let mut config = NodeConfig::new("fs1", addr, opts("ClueCon"));
+    config.backoff_max = Duration::from_millis(50);
+    let (tx, mut rx) = mpsc::channel(16);
+    let node = Node::spawn(config, tx);
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(NodeEvent::Connected { .. })) => {}
+        other => panic!("expected a connection after the rejection, got {other:?}"),
+    }
+    node.shutdown().await;
+}

@@ -3,7 +3,7 @@
 //! A connection is two tasks around one TCP socket. The **reader** drains the
 //! socket as fast as bytes arrive, whatever the rest of the daemon is doing:
 //! FreeSWITCH queues events per listener and kills listeners that read slowly
-//! (REFERENCE.md §1.7), so back-pressure must never reach the socket. It hands
+//! (docs/esl-protocol.md §1.7), so back-pressure must never reach the socket. It hands
 //! `command/reply` and `api/response` frames to the oldest waiting request
 //! (FreeSWITCH answers strictly in order, with events interleaved: §2.6), hands
 //! BACKGROUND_JOB events to the `bgapi` call that chose their `Job-UUID`, and
@@ -90,8 +90,10 @@ pub enum ConnectError {
     /// The password was refused. Retrying cannot help: fix the configuration.
     #[error("FreeSWITCH refused the ESL password (-ERR invalid); check the configured password")]
     AuthFailed,
-    /// The switch's ACL refused this client. Retrying cannot help: fix
-    /// `apply-inbound-acl` in event_socket.conf.xml.
+    /// The switch's ACL refused this client: fix `apply-inbound-acl` in
+    /// event_socket.conf.xml. Retried all the same (slowly): a switch whose
+    /// mod_event_socket is being reloaded refuses every client this way
+    /// until it is loaded again (seen on the real switch).
     #[error("FreeSWITCH rejected this client by ACL: {0}")]
     Rejected(String),
     /// The peer did not speak ESL as expected.
@@ -100,9 +102,11 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// False for errors that only a configuration change can fix.
+    /// False for errors that only a configuration change can fix (a refused
+    /// password). An ACL rejection is retried: it is also what a switch
+    /// reloading its Event Socket answers.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ConnectError::AuthFailed | ConnectError::Rejected(_))
+        !matches!(self, ConnectError::AuthFailed)
     }
 }
 

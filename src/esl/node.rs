@@ -12,9 +12,11 @@
 //! Commands go through [`NodeHandle`]. While the node is not connected they
 //! fail at once with [`NodeError::NotConnected`] rather than wait for a
 //! reconnect that may never come; a command in flight when the connection drops
-//! fails with [`RequestError::ConnectionLost`]. A refused password or an ACL
-//! rejection stops the supervisor ([`NodeState::Failed`]): retrying cannot fix
-//! configuration.
+//! fails with [`RequestError::ConnectionLost`]. A refused password stops the
+//! supervisor ([`NodeState::Failed`]): retrying cannot fix configuration. An
+//! ACL rejection is logged as an error and retried at the slowest pace: a
+//! switch reloading mod_event_socket rejects every client that way until the
+//! module is back, and the node must not stay down after it.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -123,7 +125,7 @@ pub enum NodeState {
         /// When the connection was made.
         since: Instant,
     },
-    /// Stopped for good: the password or the ACL refused us.
+    /// Stopped for good: the password was refused.
     Failed {
         /// Why.
         error: String,
@@ -324,7 +326,14 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
                 return;
             }
             Err(error) => {
-                tracing::debug!(node = %name, %error, "connecting to FreeSWITCH failed");
+                if matches!(error, ConnectError::Rejected(_)) {
+                    // An operator must look (or the switch is reloading its
+                    // Event Socket): say so, and retry at the slowest pace.
+                    tracing::error!(node = %name, %error, "FreeSWITCH node rejected us by ACL; retrying");
+                    delay = config.backoff_max;
+                } else {
+                    tracing::debug!(node = %name, %error, "connecting to FreeSWITCH failed");
+                }
                 shared.state.send_replace(NodeState::Connecting {
                     last_error: Some(error.to_string()),
                 });
