@@ -58,6 +58,9 @@ fn config(sim: &SimHandle, redis: &RedisServer, hooks: &Receiver) -> Config {
     t.dial_string = "sofia/gateway/${trunk}/${number}".into();
     c.tenants = vec![t];
     c.shutdown.drain_timeout_ms = DRAIN_MS;
+    // A short request timeout keeps the lease (timeout + 10 s) of a claim
+    // whose holder was killed within the tests' deadlines.
+    c.webhooks.timeout_ms = 2000;
     c
 }
 
@@ -161,9 +164,10 @@ async fn deliveries_pending_at_a_sigkill_are_delivered_once_by_the_next_instance
     let mut cfg_c = cfg.clone();
     cfg_c.http.listen = free_addr();
     let (b, c) = tokio::join!(Process::spawn(&cfg_b), Process::spawn(&cfg_c));
-    // The pending ones arrive at their retry (5 s after the failed
-    // attempt): a second attempt of each, answered 200.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // The pending ones arrive again, answered 200: at their retry (5 s
+    // after the failed attempt) when the killed instance had settled that
+    // attempt, else once its claim's lease (2 s timeout + 10 s) has passed.
+    let deadline = Instant::now() + Duration::from_secs(25);
     loop {
         let attempts = hooks.of_type("call.initiated");
         let retried = uuids
