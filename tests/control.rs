@@ -90,7 +90,7 @@ async fn answer_a_parked_call_is_confirmed_by_channel_answer() {
 #[tokio::test]
 async fn an_answer_nobody_confirms_times_out_at_its_deadline() {
     // An outbound leg that rings forever: uuid_answer says +OK and does
-    // nothing (REFERENCE §5.1), so no CHANNEL_ANSWER ever comes.
+    // nothing (docs/esl-protocol.md §5.2), so no CHANNEL_ANSWER ever comes.
     let env = start(vec![BehaviourSpec {
         pattern: "15557770001".into(),
         answer_after_ms: None,

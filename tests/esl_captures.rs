@@ -299,7 +299,7 @@ fn plain_and_json_agree_header_for_header() {
             ] {
                 // FreeSWITCH keeps an outbound leg's destination url-encoded
                 // (`%2B1555…`) and plain's "no double encoding" rule makes that
-                // irreversible (REFERENCE.md §1.4): compare one more decode.
+                // irreversible (docs/esl-protocol.md §1.4): compare one more decode.
                 let once = |v: Option<std::borrow::Cow<'_, str>>| {
                     v.map(|v| urlenc::decode_lossy(v.as_bytes()).into_owned())
                 };

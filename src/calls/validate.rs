@@ -53,7 +53,8 @@ impl InvalidCall {
     }
 }
 
-/// What `send_sdp: false` answers: FreeSWITCH cannot do it (REFERENCE §8.5).
+/// What `send_sdp: false` answers: FreeSWITCH cannot do it
+/// (docs/esl-protocol.md §8.5).
 pub const NO_SDP_UNSUPPORTED: &str = "an INVITE without SDP is not supported: FreeSWITCH \
      always sends its own SDP offer on a leg it originates (late offer exists only for \
      bridged calls in proxy media mode); send send_sdp: true";

@@ -1,8 +1,8 @@
 //! The configuration file's shape: sections, keys and defaults.
 //!
-//! The sections and keys of DESIGN.md §5 are a contract with operators and are
-//! fixed; the keys added here all have defaults, so a file written against
-//! DESIGN.md is complete. Unknown keys are refused (a typo must not silently
+//! The sections and keys (docs/operations.md §2) are a contract with
+//! operators and are fixed; keys added later all have defaults, so a file
+//! written against the first release is complete. Unknown keys are refused (a typo must not silently
 //! become a default). Loading, environment overrides and validation live in
 //! the sibling modules; this file only says what a valid file can contain.
 

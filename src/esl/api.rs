@@ -1,7 +1,7 @@
 //! The API commands fsgate runs through `api`/`bgapi`, built from typed parts.
 //!
 //! This module owns the argument text of each command the product uses
-//! (REFERENCE §5): `uuid_*`, `originate`, `show … as json`, `status`. Every
+//! (docs/esl-protocol.md §5): `uuid_*`, `originate`, `show … as json`, `status`. Every
 //! builder takes already-validated pieces ([`crate::esl::dialstring`]), so
 //! domains never format ESL text; only [`ApiCommand::raw`], for operators,
 //! takes free text. It must not know about tenants, sessions or calls, and it

@@ -1,10 +1,10 @@
 //! The socket commands fsgate sends, and their exact bytes on the wire.
 //!
-//! This module owns [`Command`] and its encoding (REFERENCE §2.2–2.5): one
-//! command line, LF only, plus a `Job-UUID` header for `bgapi`, ending with an
-//! empty line. Every piece of text in a command is a validated type, so
-//! encoding cannot fail and cannot inject a second command. It must not know
-//! about tenants, sessions or calls, and it does not own the codec or the
+//! This module owns [`Command`] and its encoding (docs/esl-protocol.md §1.6,
+//! §2.2–2.5): one command line, LF only, plus a `Job-UUID` header for `bgapi`,
+//! ending with an empty line. Every piece of text in a command is a validated
+//! type, so encoding cannot fail and cannot inject a second command. It must not
+//! know about tenants, sessions or calls, and it does not own the codec or the
 //! connection: callers hand the bytes to the writer.
 
 use std::fmt::{self, Write as _};
@@ -105,7 +105,7 @@ validated_text!(
 validated_text!(
     /// A filter value: non-empty, no CR, LF or NUL, no leading or trailing
     /// whitespace, at most 4096 characters. A leading `-` makes a negative
-    /// filter and `/.../` a regex (REFERENCE §2.5).
+    /// filter and `/.../` a regex (docs/esl-protocol.md §2.5).
     FilterValue,
     "filter_value",
     check_filter_value

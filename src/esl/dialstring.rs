@@ -6,9 +6,10 @@
 //! LF, NUL), cannot be re-split or re-interpreted by FreeSWITCH's second-level
 //! parsers (quotes, backslashes, `{}` `[]` `<>`, `|`, `^^`, `:_:`), cannot
 //! expand variables or run APIs (`$`), and cannot trigger the
-//! `reload mod_event_socket` rewrite (REFERENCE §2.4, §5.5, §9). [`DialString`]
-//! renders `{a=b}[c=d]endpoint,endpoint|endpoint` from those pieces. It knows
-//! the wire only: nothing here may know about tenants, sessions or calls.
+//! `reload mod_event_socket` rewrite (docs/esl-protocol.md §2.4, §5.1, §5.7,
+//! §9). [`DialString`] renders `{a=b}[c=d]endpoint,endpoint|endpoint` from those
+//! pieces. It knows the wire only: nothing here may know about tenants, sessions
+//! or calls.
 
 use std::fmt;
 

@@ -8,7 +8,7 @@
 //! kept. Invalid UTF-8 is tolerated and replaced only when text is asked for.
 //!
 //! This module also writes events exactly as FreeSWITCH serialises them
-//! (REFERENCE.md §1.3–1.5), for the simulator and for tests. It knows nothing
+//! (docs/esl-protocol.md §1.3–1.5), for the simulator and for tests. It knows nothing
 //! of calls or sessions: the accessors name FreeSWITCH headers, not domain
 //! concepts.
 

@@ -1,7 +1,7 @@
 //! Outer ESL frames: a header block, then `Content-Length` bytes of body.
 //!
 //! This module owns the shape every frame FreeSWITCH sends has in common
-//! (REFERENCE.md §1.1–1.2): `Name: value` lines ending in LF, a blank line, and
+//! (docs/esl-protocol.md §1.1–1.2): `Name: value` lines ending in LF, a blank line, and
 //! an optional body whose length in bytes is given by `Content-Length`. It parses
 //! a header block with nom into spans over one shared buffer (no copy, no
 //! per-header allocation) and writes the frames a server sends, for the

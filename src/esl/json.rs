@@ -1,7 +1,7 @@
 //! A lenient scanner for the flat JSON objects of `text/event-json`.
 //!
 //! FreeSWITCH's JSON events are one flat object whose values are strings, or
-//! arrays of strings for multi-valued headers (REFERENCE.md §1.5). A general
+//! arrays of strings for multi-valued headers (docs/esl-protocol.md §1.5). A general
 //! JSON library is the wrong tool here for two reasons: the objects carry
 //! duplicate keys (two `Hangup-Cause` in CHANNEL_HANGUP_COMPLETE) that must be
 //! kept, and cJSON copies bytes ≥ 0x80 unchanged, so a Latin-1 display name

@@ -7,8 +7,9 @@
 //! It must not know about tenants, sessions or calls: those live above, in
 //! `switch` and the domain modules, which never format ESL text themselves.
 //!
-//! The facts it relies on are in `shared/esl/REFERENCE.md`; where that text and
-//! the real recordings in `shared/esl/captures/` disagree, the recordings win.
+//! The protocol facts it relies on are in `docs/esl-protocol.md`, distilled from
+//! FreeSWITCH's source and checked against the real recordings in
+//! `tests/fixtures/captures/`; where the two disagreed, the recordings win.
 
 pub mod api;
 pub mod cause;

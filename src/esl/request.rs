@@ -1,13 +1,14 @@
 //! The client-to-server direction, read the way FreeSWITCH reads it.
 //!
 //! This module owns [`RequestCodec`], which splits the bytes a client sends
-//! into [`Request`]s following `read_packet` in mod_event_socket (REFERENCE
-//! §1.6, §1.7): a packet ends at two LFs with only CRs between them, leading
-//! CR/LF bytes are dropped, the first line is the command and `Name: value`
-//! lines are headers; `Content-Length` adds a body. The simulator uses it; the
-//! daemon never reads requests. It interprets no command and knows nothing
-//! about tenants, sessions or calls. Buffering is bounded by FreeSWITCH's own
-//! limits (10 MiB header block, 16 MiB body), past which it fails like FS does.
+//! into [`Request`]s following `read_packet` in mod_event_socket
+//! (docs/esl-protocol.md §1.6, §1.7): a packet ends at two LFs with only CRs
+//! between them, leading CR/LF bytes are dropped, the first line is the command
+//! and `Name: value` lines are headers; `Content-Length` adds a body. The
+//! simulator uses it; the daemon never reads requests. It interprets no command
+//! and knows nothing about tenants, sessions or calls. Buffering is bounded by
+//! FreeSWITCH's own limits (10 MiB header block, 16 MiB body), past which it
+//! fails like FS does.
 //!
 //! Two simplifications: a line ends at its first CR (FS's `strip_cr`), but the
 //! FS quirk that skips header lines when LF and CRLF lines are mixed is not

@@ -1,12 +1,12 @@
 //! FreeSWITCH's URL encoding of `text/event-plain` header values.
 //!
 //! FreeSWITCH encodes with `switch_url_encode_opt` and the `SWITCH_URL_UNSAFE`
-//! set (REFERENCE.md §1.4): every byte below 0x20 or above 0x7E, and the ASCII
-//! characters `␠"#%&+:;<=>?@[\]^`{|}`, become `%XX` with upper-case hex, except
-//! that an existing `%` followed by two upper-case hex digits is copied as it is
-//! ("no double encoding"). Decoding, as the reference C client does it, turns `%`
-//! plus two hex digits of either case into that byte and leaves everything else
-//! alone (`+` stays `+`).
+//! set (docs/esl-protocol.md §1.4): every byte below 0x20 or above 0x7E, and
+//! the ASCII characters `␠"#%&+:;<=>?@[\]^`{|}`, become `%XX` with upper-case
+//! hex, except that an existing `%` followed by two upper-case hex digits is
+//! copied as it is ("no double encoding"). Decoding, as the reference C client
+//! does it, turns `%` plus two hex digits of either case into that byte and
+//! leaves everything else alone (`+` stays `+`).
 //!
 //! Both directions return a [`Cow`] so that the common case, a value with
 //! nothing to change, costs no allocation.

@@ -3,7 +3,7 @@
 //! that present the masked number (never a real one) and tag the leg with
 //! its tenant and session.
 //!
-//! Which variable does what (REFERENCE §8, mod_sofia's INVITE):
+//! Which variable does what (docs/esl-protocol.md §8, mod_sofia's INVITE):
 //!
 //! | variable | effect on the INVITE to the party |
 //! | --- | --- |

@@ -1,4 +1,4 @@
-//! Masked-number sessions (seed 000, DESIGN §2.1): two real numbers paired
+//! Masked-number sessions (seed 000, docs/architecture.md §2.1): two real numbers paired
 //! behind one number from the tenant's pool for a TTL, routed through the
 //! dialplan lookup and the originate API, with `session.*` webhooks.
 //!

@@ -1,6 +1,6 @@
 //! One ESL client's event selection: `event`/`nixevent`/`noevents`
 //! subscriptions and `filter` rules, with mod_event_socket's exact semantics
-//! and reply texts (REFERENCE 2.4, 2.5).
+//! and reply texts (docs/esl-protocol.md §2.4, §2.5).
 //!
 //! Pure state plus the "does this client want that event" decision. It must
 //! not do I/O or know about sessions; `server` calls it.

@@ -2,7 +2,7 @@
 //!
 //! FreeSWITCH answers `{"row_count":N,"rows":[{…},…]}` with every column as a
 //! string, or `{"row_count": 0}` with no `rows` key when there are none
-//! (REFERENCE.md §5.6). Only the columns reconciliation needs are kept.
+//! (docs/esl-protocol.md §5.8). Only the columns reconciliation needs are kept.
 
 use serde::Deserialize;
 

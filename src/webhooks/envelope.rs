@@ -1,6 +1,6 @@
 //! The webhook envelope and the typed `data` of every event type.
 //!
-//! This file owns the shape tenants see (DESIGN §2.5): one envelope
+//! This file owns the shape tenants see (docs/architecture.md §2.5): one envelope
 //! `{"id","type","occurred_at","tenant","data"}` for every event, the seven
 //! type names, the `data` structs other modules fill in, event ids
 //! (`evt_` + a ULID-like, time-ordered random id) and the exact JSON text that
@@ -46,7 +46,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every type, in the order of DESIGN §2.5.
+    /// Every type, in the order of docs/architecture.md §2.5.
     pub const ALL: [EventType; 7] = [
         EventType::CallInitiated,
         EventType::CallAnswered,

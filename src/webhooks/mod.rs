@@ -1,7 +1,7 @@
 //! Signed webhooks: envelopes, signatures, the durable outbox, delivery with
 //! retries, and the event log API.
 //!
-//! This module owns what tenants receive and how it reaches them (DESIGN
+//! This module owns what tenants receive and how it reaches them (docs/architecture.md
 //! §2.5): [`envelope`] (the JSON shape and typed data), [`sign`] (Standard
 //! Webhooks), [`outbox`] (emit = one store write, never HTTP), [`schedule`]
 //! (retry policy, pure), [`worker`] (the delivery loops) and [`events_api`]

@@ -4,9 +4,9 @@
 //! (reqwest) with FreeSWITCH's limits, shaping the result the way mod_curl does
 //! (plain body, `headers` prefix or `json` summary) and storing it in the
 //! channel variables `curl_response_code`, `curl_response_data` and
-//! `curl_method` with FreeSWITCH's variable rules (REFERENCE.md §7.1). It must
-//! not decide when curl runs (the hunt or the channel code does), read any
-//! channel variable other than the two timeouts, or retry.
+//! `curl_method` with FreeSWITCH's variable rules (docs/esl-protocol.md §7.2).
+//! It must not decide when curl runs (the hunt or the channel code does), read
+//! any channel variable other than the two timeouts, or retry.
 //!
 //! `https://` is fetched as FreeSWITCH 1.11's mod_curl does (checked on the
 //! real switch): without the `secure` word the certificate is not verified

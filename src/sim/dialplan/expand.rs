@@ -4,9 +4,9 @@
 //! read through [`ChannelVars`]: channel variables first, then caller-profile
 //! fields; unknown names become the empty string. It must never execute
 //! anything: FreeSWITCH runs `${api(args)}` / `${api args}` as an API command,
-//! the simulator leaves such text exactly as written (REFERENCE.md §9.3 explains
-//! why that syntax is dangerous in the first place). It must not write to the
-//! channel either.
+//! the simulator leaves such text exactly as written (docs/esl-protocol.md §9.3
+//! explains why that syntax is dangerous in the first place). It must not write
+//! to the channel either.
 //!
 //! Supported, as in FreeSWITCH: values are expanded again (a variable may hold
 //! `${other}`), nested names (`${a_${b}}`), substrings (`${name:offset:length}`,
