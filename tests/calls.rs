@@ -5,8 +5,6 @@
 
 mod control_support;
 
-use std::time::Duration;
-
 use control_support::{start, until, Env, CONTROL, OTHER_CONTROL};
 use fsgate::calls::model::SessionState;
 use fsgate::calls::{AdditionalHeader, CallError, CreateCallRequest, HeaderDirection, InvalidCall};
@@ -300,7 +298,7 @@ async fn refused_requests_send_nothing() {
             ..
         }))
     ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    env.switch_caught_up().await;
     assert!(env.received("bgapi originate").is_empty());
     assert!(env
         .store

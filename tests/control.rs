@@ -118,7 +118,7 @@ async fn an_answer_nobody_confirms_times_out_at_its_deadline() {
         (!env.received("api uuid_answer").is_empty()).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    env.control.dispatches_idle().await;
     assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 0);
     env.clock.advance(chrono::Duration::milliseconds(1999));
     assert_eq!(expire_due(&env.results, &["acme".into()]).await.unwrap(), 0);
@@ -226,7 +226,8 @@ async fn one_key_one_command_even_when_requests_race() {
     let race_id = ids.into_iter().next().unwrap();
     result_of(&env, &race_id).await;
     result_of(&env, &first.operation_id).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every accepted command has been sent and answered: nothing more comes.
+    env.control.dispatches_idle().await;
     assert_eq!(env.received("api uuid_answer").len(), 2, "one per key");
     let results = env.webhooks("acme").await;
     assert_eq!(
@@ -376,7 +377,7 @@ async fn calls_that_are_not_the_tenants_are_not_found_and_nothing_is_sent() {
         )
         .await;
     assert!(matches!(bad, Err(ControlError::Invalid(e)) if e.field == "cause"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    env.control.dispatches_idle().await;
     assert!(env.received("api uuid_").is_empty());
     // Their call is fine.
     assert!(env
@@ -449,7 +450,7 @@ async fn on_redis_racing_keys_send_one_command_and_answers_are_confirmed() {
     assert_eq!(result["data"]["status"], "succeeded");
     env.webhook("acme", "call.answered", |w| w["data"]["call_id"] == call)
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    env.control.dispatches_idle().await;
     assert_eq!(env.received("api uuid_answer").len(), 1);
     let conflict = env
         .control

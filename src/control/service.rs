@@ -92,6 +92,24 @@ pub struct ControlService {
     switch: Switch,
     results: Results,
     settings: Arc<ControlSettings>,
+    /// Dispatches running (accepted, not yet sent and answered).
+    dispatching: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One dispatch counted as running until dropped (also when it panics).
+struct Dispatching(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Dispatching {
+    fn start(counter: &Arc<tokio::sync::watch::Sender<usize>>) -> Dispatching {
+        counter.send_modify(|n| *n += 1);
+        Dispatching(counter.clone())
+    }
+}
+
+impl Drop for Dispatching {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl ControlService {
@@ -101,7 +119,17 @@ impl ControlService {
             switch,
             results,
             settings: Arc::new(settings),
+            dispatching: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Resolves once no accepted command is still being sent: every command
+    /// accepted before the call has reached FreeSWITCH and been answered (or
+    /// failed). The signal tests wait on ("nothing else was sent") instead
+    /// of sleeping.
+    pub async fn dispatches_idle(&self) {
+        let mut rx = self.dispatching.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     /// `answer` or `disconnect`.
@@ -183,7 +211,13 @@ impl ControlService {
             Registered::Created(op) => {
                 let accepted = Accepted::from(&op);
                 let this = self.clone();
-                tokio::spawn(async move { this.dispatch(op, call, input.command).await });
+                // Counted before the task exists, so that `dispatches_idle`
+                // never misses one.
+                let counted = Dispatching::start(&self.dispatching);
+                tokio::spawn(async move {
+                    let _counted = counted;
+                    this.dispatch(op, call, input.command).await;
+                });
                 Ok(accepted)
             }
         }

@@ -223,6 +223,18 @@ impl Env {
         .await
     }
 
+    /// Waits until everything the daemon wrote to the switch so far has
+    /// been received: one `uuid_exists` round trip on the same connection
+    /// (FreeSWITCH, and the simulator, answer a connection's commands in
+    /// order). After it, `received` shows every command sent before.
+    pub async fn switch_caught_up(&self) {
+        let node = self.node.handle().name().to_owned();
+        self.switch
+            .exists(&node, uuid::Uuid::new_v4())
+            .await
+            .expect("the switch answers");
+    }
+
     /// Command lines the simulator received that start with `prefix`
     /// (e.g. `api uuid_answer`).
     pub fn received(&self, prefix: &str) -> Vec<String> {
