@@ -408,7 +408,7 @@ pub async fn delivers_a_signed_envelope(store: Arc<dyn Store>) {
     let env = emit(&outbox, &acme, Utc::now(), 1).await;
     let logged_only = emit(&outbox, &quiet, Utc::now(), 2).await;
     assert!(eventually(5, || rx.count() == 1).await);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.settled().await;
     assert_eq!(
         rx.count(),
         1,
@@ -476,7 +476,7 @@ pub async fn retries_server_errors_with_fresh_signatures(store: Arc<dyn Store>) 
         eventually(5, || rx.count() == 1).await,
         "first attempt at once"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.settled().await;
     assert_eq!(rx.count(), 1, "nothing before the retry is due");
     let deadline = Instant::now() + Duration::from_secs(10);
     while rx.count() < 3 && Instant::now() < deadline {
@@ -580,7 +580,7 @@ pub async fn client_errors_dead_letter_at_once(store: Arc<dyn Store>) {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, env.id);
     assert_eq!(jobs[0].payload, env.to_json());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    handle.settled().await;
     assert_eq!(rx.count(), 1, "never retried");
     let after = metrics_text();
     assert!(metric(&after, METRIC_DEAD) >= metric(&before, METRIC_DEAD) + 1.0);
@@ -737,7 +737,7 @@ pub async fn two_instances_never_overlap(store: Arc<dyn Store>) {
         ids.insert(emit(&outbox, &acme, Utc::now(), n).await.id);
     }
     assert!(eventually(20, || rx.count() >= ids.len()).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::join!(a.settled(), b.settled());
     assert_eq!(
         rx.overlaps.load(Ordering::SeqCst),
         0,
@@ -860,7 +860,7 @@ pub async fn shutdown_drains_and_leaves_the_rest(store: Arc<dyn Store>) {
         fast(3),
     );
     assert!(eventually(5, || rx.count() == 2).await);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    second.settled().await;
     assert_eq!(rx.delivered_ids(), [env1.id, env2.id]);
     second.shutdown().await;
 }

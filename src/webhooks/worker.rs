@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -330,14 +330,18 @@ impl Deliverer {
             concurrency,
             "webhook delivery started"
         );
+        let mut quiet = Vec::new();
         let loops = self
             .targets
             .into_iter()
             .map(|target| {
+                let (quiet_tx, quiet_rx) = watch::channel(0u64);
+                quiet.push(quiet_rx);
                 let lane = Lane {
                     shared: Arc::clone(&shared),
                     target: Arc::new(target),
                     slots: Arc::new(Semaphore::new(per_tenant)),
+                    quiet: quiet_tx,
                 };
                 tokio::spawn(lane.run())
             })
@@ -345,6 +349,7 @@ impl Deliverer {
         DelivererHandle {
             stop: stop.clone(),
             loops,
+            quiet,
             _guard: Some(stop.drop_guard()),
         }
     }
@@ -355,10 +360,26 @@ impl Deliverer {
 pub struct DelivererHandle {
     stop: CancellationToken,
     loops: Vec<JoinHandle<()>>,
+    /// Per tenant: how many claims found nothing due with nothing running.
+    quiet: Vec<watch::Receiver<u64>>,
     _guard: Option<tokio_util::sync::DropGuard>,
 }
 
 impl DelivererHandle {
+    /// Resolves once every tenant's worker has, since this call, looked for
+    /// due webhooks and found none while none of its attempts was running:
+    /// everything due when it was called has been attempted and settled.
+    /// The signal tests wait on before asserting that nothing more is sent.
+    pub async fn settled(&self) {
+        for quiet in &self.quiet {
+            let mut quiet = quiet.clone();
+            // A claim under way now may have begun before the call: wait for
+            // one more after it.
+            let seen = *quiet.borrow_and_update();
+            let _ = quiet.wait_for(|n| *n >= seen + 2).await;
+        }
+    }
+
     /// Stops claiming, lets in-flight attempts finish and settle (up to
     /// `drain` of the config; the rest are abandoned and their jobs come back
     /// after the lease), and returns when every worker has ended.
@@ -378,6 +399,8 @@ struct Lane {
     target: Arc<Target>,
     /// This tenant's share of the instance's slots.
     slots: Arc<Semaphore>,
+    /// Counts the claims that found nothing with nothing in flight.
+    quiet: watch::Sender<u64>,
 }
 
 /// Permission to run one attempt: a tenant slot and an instance slot.
@@ -419,6 +442,9 @@ impl Lane {
                 Ok(claims) => {
                     store_failures = 0;
                     let got = claims.len();
+                    if got == 0 && in_flight.is_empty() {
+                        self.quiet.send_modify(|n| *n += 1);
+                    }
                     for (claim, slot) in claims.into_iter().zip(slots) {
                         let shared = Arc::clone(&self.shared);
                         let target = Arc::clone(&self.target);
