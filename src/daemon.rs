@@ -95,6 +95,7 @@ pub enum StartError {
 pub struct Daemon {
     addr: SocketAddr,
     state: AppState,
+    masking: Arc<Masking>,
     nodes: Vec<Node>,
     pipeline: Pipeline,
     deliverer: DelivererHandle,
@@ -230,7 +231,7 @@ impl Daemon {
                 crate::webhooks::routes::routes(),
                 crate::calls::routes::routes(calls),
                 crate::control::routes::routes(control),
-                masking::routes(masking),
+                masking::routes(masking.clone()),
             ],
         );
         let mut http_stop = stop_rx;
@@ -246,6 +247,7 @@ impl Daemon {
         Ok(Daemon {
             addr,
             state,
+            masking: masking.clone(),
             nodes,
             pipeline,
             deliverer,
@@ -253,6 +255,18 @@ impl Daemon {
             stop,
             background,
         })
+    }
+
+    /// Resolves once a whole session-expiry sweep began and ended after the
+    /// call (see [`Masking::swept`]).
+    pub async fn expiry_swept(&self) {
+        self.masking.swept().await;
+    }
+
+    /// Resolves once webhook delivery has nothing due left to attempt (see
+    /// [`DelivererHandle::settled`]).
+    pub async fn webhooks_settled(&self) {
+        self.deliverer.settled().await;
     }
 
     /// The HTTP address actually bound.

@@ -42,14 +42,26 @@ pub fn spawn_expiry(masking: Arc<Masking>, every: Duration) -> JoinHandle<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(error) = masking.expire_due().await {
-                tracing::warn!(%error, "the session expiry sweep failed; retrying");
+            match masking.expire_due().await {
+                Ok(_) => masking.sweeps.send_modify(|n| *n += 1),
+                Err(error) => tracing::warn!(%error, "the session expiry sweep failed; retrying"),
             }
         }
     })
 }
 
 impl Masking {
+    /// Resolves once [`spawn_expiry`]'s loop has completed a whole sweep
+    /// that began after this call: every session due by the clock's time at
+    /// the call has been completed. The signal tests wait on instead of
+    /// sleeping through the interval.
+    pub async fn swept(&self) {
+        let mut sweeps = self.sweeps.subscribe();
+        // The sweep under way now may have read the clock before the call.
+        let seen = *sweeps.borrow_and_update();
+        let _ = sweeps.wait_for(|n| *n >= seen + 2).await;
+    }
+
     /// One sweep: completes every due session of every tenant. Returns how
     /// many this call completed (others may have been completed by another
     /// instance meanwhile).

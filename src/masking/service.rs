@@ -55,6 +55,8 @@ pub struct Masking {
     pub(super) switch: Switch,
     pub(super) events: Arc<dyn SessionEvents>,
     pub(super) options: MaskingOptions,
+    /// Expiry sweeps run by [`super::spawn_expiry`] so far.
+    pub(super) sweeps: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Masking {
@@ -87,6 +89,7 @@ impl Masking {
             switch,
             events,
             options: MaskingOptions::default(),
+            sweeps: tokio::sync::watch::Sender::new(0),
         }
     }
 
