@@ -197,7 +197,7 @@ async fn a_replayed_click_to_call_sends_one_originate() {
         assert_eq!((again.status, again.replayed), (201, true));
         assert_eq!(again.text, first.text);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.switch_caught_up().await;
     let sent = originates(&stack);
     assert_eq!(sent.len(), 1, "exactly one originate: {sent:?}");
     assert!(sent[0].contains(first.json["id"].as_str().unwrap()));
@@ -229,7 +229,7 @@ async fn a_replayed_session_originate_places_one_call() {
     let again = post(&stack, "acme", "/v1/calls/originate", Some("orig-1"), &body).await;
     assert_eq!((again.status, again.replayed), (202, true));
     assert_eq!(again.text, first.text, "same call_id and operation_id");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.switch_caught_up().await;
     assert_eq!(originates(&stack).len(), 1);
 }
 
@@ -499,7 +499,7 @@ async fn after_a_503_with_redis_down_the_retry_with_the_key_runs_once() {
     )
     .await;
     assert_eq!((again.status, again.replayed), (201, true));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.switch_caught_up().await;
     assert_eq!(
         originates(&stack).len(),
         1,
@@ -579,7 +579,7 @@ async fn a_503_draining_leaves_the_key_to_another_instance() {
         (replayed.status, replayed.replayed, replayed.text.as_str()),
         (201, true, ran.text.as_str())
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.switch_caught_up().await;
     assert_eq!(originates(&stack).len(), 1);
     draining.shutdown().await;
 }

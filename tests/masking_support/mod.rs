@@ -102,6 +102,8 @@ masked_numbers = ["+15550200001"]
 
 pub struct World {
     pub sim: SimHandle,
+    /// The port the domain sends through (one node, `fs1`).
+    pub switch: Switch,
     pub masking: Arc<Masking>,
     pub store: Arc<dyn Store>,
     pub clock: ManualClock,
@@ -197,6 +199,7 @@ pub async fn world(o: Options) -> World {
     .await;
     World {
         sim,
+        switch,
         masking,
         store,
         clock,
@@ -367,6 +370,16 @@ impl World {
     }
 
     /// ESL command lines the simulator received so far.
+    /// Waits until the simulator has received everything sent to it so
+    /// far: one `uuid_exists` round trip on the node's connection (answered
+    /// in order). Wait on it before counting what reached the switch.
+    pub async fn switch_caught_up(&self) {
+        self.switch
+            .exists("fs1", uuid::Uuid::new_v4())
+            .await
+            .expect("the switch answers");
+    }
+
     pub fn received(&self) -> Vec<String> {
         self.sim
             .faults()

@@ -240,6 +240,19 @@ impl Stack {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits until the simulator has received everything the daemon wrote
+    /// to it so far: one `uuid_exists` round trip on the node's connection,
+    /// which FreeSWITCH and the simulator answer in order. The signal to
+    /// wait on before counting the commands that reached the switch.
+    pub async fn switch_caught_up(&self) {
+        let switch = &self.daemon().state().switch;
+        let node = self.config.freeswitch[0].name.clone();
+        switch
+            .exists(&node, uuid::Uuid::new_v4())
+            .await
+            .expect("the switch answers");
+    }
+
     /// Stops the daemon gracefully.
     pub async fn stop_daemon(&mut self) {
         if let Some(d) = self.daemon.take() {
