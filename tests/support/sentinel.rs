@@ -70,7 +70,7 @@ impl Sentinel {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
                      sentinel monitor {MASTER} 127.0.0.1 {primary} {quorum}\n\
-                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel down-after-milliseconds {MASTER} 2000\n\
                      sentinel failover-timeout {MASTER} 4000\n\
                      sentinel parallel-syncs {MASTER} 2\n",
                     dir = dir.display()

@@ -14,11 +14,16 @@
 //! replica cannot lose it. `WAIT` blocks the client that sent it, so each
 //! request then has a connection of its own for its round trip (a small
 //! pool); without acks, one multiplexed connection is shared. Too few
-//! acknowledgements still answer the command's reply, and are counted
-//! (`fsgate_store_replica_ack_shortfall_total`) and logged at most every
-//! [`WARN_EVERY`]; they also make the next request ask the sentinels again
-//! (at most once per [`RECHECK_AFTER`]): a primary cut off from its
-//! replicas may have been replaced while our connection to it stayed up.
+//! acknowledgements make the request fail (`StoreError::Unavailable`): the
+//! command ran on the primary, but a failover could still lose it, so it is
+//! not reported as done and the caller retries (every store write is safe to
+//! repeat, or guarded by an idempotency key). They are counted
+//! (`fsgate_store_replica_ack_shortfall_total`), logged at most every
+//! [`WARN_EVERY`], and make the next request ask the sentinels again (at
+//! most once per [`RECHECK_AFTER`]): a primary cut off from its replicas may
+//! have been replaced while our connection to it stayed up. So with no
+//! replica reachable the store is unavailable (durability first; set
+//! `replica_acks = 0` to prefer availability).
 //!
 //! Owns the Sentinel URL form, primary discovery and the failover rules; it
 //! must not know any key or script, nor retry a command (a write may have
@@ -333,11 +338,24 @@ impl SentinelConn {
         });
         let (mut values, trusted) = self.check(&primary, result)?;
         let wait = values.pop();
-        let trusted = trusted && self.acknowledged(&primary, wait);
-        if trusted {
+        let acks = self.acknowledged(&primary, wait);
+        if trusted && acks != Acks::Refused {
             primary.idle.lock().expect("idle lock").push(conn);
         }
         drop(permit);
+        if let Acks::Short(acked) = acks {
+            // Done on the primary only: a failover now could lose it, so it
+            // is not acknowledged. The caller retries (idempotently).
+            return Err(RedisError::from((
+                ErrorKind::Client,
+                "too few replicas confirmed the write",
+                format!(
+                    "{acked} of {} within {} ms (store.replica_acks); it may not survive \
+                     a failover: retry",
+                    self.0.acks, self.0.ack_timeout_ms
+                ),
+            )));
+        }
         if offset + count > values.len() {
             return Err(RedisError::from((
                 ErrorKind::Client,
@@ -415,26 +433,26 @@ impl SentinelConn {
         }
     }
 
-    /// Checks `WAIT`'s reply; false when the node refused it (a replica).
-    fn acknowledged(&self, primary: &Primary, reply: Option<Value>) -> bool {
+    /// Sorts `WAIT`'s reply.
+    fn acknowledged(&self, primary: &Primary, reply: Option<Value>) -> Acks {
         let wanted = i64::from(self.0.acks);
         match reply {
-            Some(Value::Int(n)) if n >= wanted => true,
+            Some(Value::Int(n)) if n >= wanted => Acks::Enough,
             Some(Value::Int(n)) => {
                 self.shortfall(primary, n);
                 if primary.named_at.elapsed() >= RECHECK_AFTER {
                     self.recheck(primary);
                 }
-                true
+                Acks::Short(n)
             }
             Some(Value::ServerError(e)) => {
                 self.shortfall(primary, 0);
                 self.forget(primary, &RedisError::from(e));
-                false
+                Acks::Refused
             }
             _ => {
                 self.shortfall(primary, 0);
-                true
+                Acks::Short(0)
             }
         }
     }
@@ -449,10 +467,21 @@ impl SentinelConn {
                 wanted = self.0.acks,
                 timeout_ms = self.0.ack_timeout_ms,
                 more_since_last_warning = suppressed,
-                "store: a write was acknowledged by fewer replicas than store.replica_acks"
+                "store: fewer replicas than store.replica_acks confirmed a write; answered as unavailable"
             );
         }
     }
+}
+
+/// What `WAIT` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acks {
+    /// At least `replica_acks` replicas have the write.
+    Enough,
+    /// Fewer (this many) did within the timeout.
+    Short(i64),
+    /// The node refused `WAIT` (it is a replica now).
+    Refused,
 }
 
 /// An error after which the connection, or the node as primary, cannot be
