@@ -117,7 +117,8 @@ pub struct StoreConfig {
     #[serde(default)]
     pub sentinel_password: Option<String>,
     /// On Sentinel, how many replicas must have a write before it counts as
-    /// done (Redis `WAIT`), so that a failover loses no acknowledged write.
+    /// done (Redis `WAIT`), so that a failover loses no acknowledged write; a
+    /// write not confirmed in time fails as unavailable. 0: no waiting.
     #[serde(default = "defaults::replica_acks")]
     pub replica_acks: u32,
     /// How long a write waits for `replica_acks` replicas.
