@@ -97,7 +97,7 @@ async fn click_to_call_parties_are_e164_extensions_or_sip_users() {
             );
         }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.switch_caught_up().await;
     assert_eq!(originates(&stack), 0, "nothing reached the switch");
     for (caller, callee) in [
         ("+15557770001", "1001"),
@@ -126,7 +126,7 @@ async fn only_the_tenants_trunk_may_be_named() {
             .contains("carrier"),
         "{reply}"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stack.switch_caught_up().await;
     assert_eq!(originates(&stack), 0);
     body["trunk"] = json!("carrier");
     let (status, reply) = stack.post_json("/api/v1/sessions", body).await;
