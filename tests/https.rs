@@ -48,17 +48,15 @@ async fn session_round(s: &Stack, tenant: &str, a: &str, b: &str) -> String {
     session
 }
 
+/// `GET url` with `client`, as text.
+async fn text_of(client: &reqwest::Client, url: String) -> String {
+    let response = client.get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// A sample of the daemon's `/metrics` (from loopback, no token needed).
 async fn metric(s: &Stack, line_prefix: &str) -> f64 {
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&s.http, format!("{}/metrics", s.base)).await;
     sample(&text, line_prefix)
 }
 
@@ -154,8 +152,7 @@ async fn an_untrusted_or_misnamed_receiver_certificate_is_refused_and_counted() 
     let misnamed_line = r#"fsgate_webhook_tls_failures_total{reason="wrong_host"}"#;
     while metric(&s, untrusted_line).await < 1.0 || metric(&s, misnamed_line).await < 1.0 {
         if Instant::now() > deadline {
-            let text = s.http.get(format!("{}/metrics", s.base)).send().await;
-            let text = text.unwrap().text().await.unwrap();
+            let text = text_of(&s.http, format!("{}/metrics", s.base)).await;
             let lines: Vec<&str> = text.lines().filter(|l| l.contains("webhook")).collect();
             panic!("both refusals are counted by reason: {lines:#?}");
         }
@@ -416,15 +413,7 @@ async fn the_https_listener_serves_the_api_and_reloads_its_certificate_on_sighup
     let failed = r#"fsgate_http_tls_reloads_total{result="failed"}"#;
     let deadline = Instant::now() + WAIT;
     loop {
-        let text = server
-            .client(&ca)
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = text_of(&server.client(&ca), server.url("/metrics")).await;
         if sample(&text, failed) >= 1.0 {
             assert_eq!(
                 sample(&text, r#"fsgate_http_tls_reloads_total{result="ok"}"#),
