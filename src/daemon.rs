@@ -115,7 +115,6 @@ impl Daemon {
     /// Starts everything; returns once the HTTP server is listening.
     pub async fn start(config: Config, options: Options) -> Result<Daemon, StartError> {
         let clock = options.clock;
-        crate::tls::install_crypto_provider();
         let https = http::Https::from_config(&config.http)?;
         let store = store::open(&config.store).await?;
         let listener = match options.listener {

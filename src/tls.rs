@@ -71,7 +71,9 @@ pub enum TlsFileError {
 }
 
 /// Makes ring the process's crypto provider (idempotent; the first call
-/// wins, and every rustls configuration built here names ring anyway).
+/// wins). Only the redis client needs it (it builds its rustls
+/// configuration from the process default); every configuration built here
+/// names ring itself.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -194,6 +196,51 @@ pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<rustls::
         };
     }
     None
+}
+
+/// What was wrong with a peer's TLS, sorted for metrics and for hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The certificate is not signed by a trusted CA (add the CA to the
+    /// CA bundle setting, or have the peer serve its full chain).
+    UntrustedCertificate,
+    /// The certificate is not valid for the host it was reached by.
+    WrongHost,
+    /// The certificate has expired or is not valid yet.
+    Expired,
+    /// Anything else (no shared protocol, a revoked or malformed certificate…).
+    Other,
+}
+
+impl TlsProblem {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsProblem::UntrustedCertificate => "untrusted_certificate",
+            TlsProblem::WrongHost => "wrong_host",
+            TlsProblem::Expired => "expired",
+            TlsProblem::Other => "other",
+        }
+    }
+}
+
+/// Sorts a failed handshake ([`tls_failure`]'s error).
+pub fn problem_of(error: &rustls::Error) -> TlsProblem {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer | C::BadSignature | C::UnknownRevocationStatus => {
+                TlsProblem::UntrustedCertificate
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsProblem::WrongHost,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsProblem::Expired,
+            _ => TlsProblem::Other,
+        },
+        _ => TlsProblem::Other,
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,8 @@
 //! with a file is [`crate::tls`]'s to say. It runs after
 //! [`validate`](super::validate) and never reads the environment.
 
-use std::path::Path;
-
 use super::load::ConfigProblem;
-use super::model::Config;
+use super::model::{file_path, Config};
 use crate::tls;
 
 /// Every problem with the files `config` names; empty when they are usable.
@@ -41,8 +39,8 @@ impl Problems {
 
     /// A CA bundle: readable, with at least one certificate.
     fn ca(&mut self, key: &str, path: &Option<String>) {
-        if let Some(path) = set(path) {
-            if let Err(e) = tls::load_certs(Path::new(path)) {
+        if let Some(path) = file_path(path) {
+            if let Err(e) = tls::load_certs(&path) {
                 self.push(key, e);
             }
         }
@@ -55,12 +53,12 @@ impl Problems {
         (cert_key, cert): (&str, &Option<String>),
         (key_key, key): (&str, &Option<String>),
     ) {
-        match (set(cert), set(key)) {
+        match (file_path(cert), file_path(key)) {
             (None, None) => {}
             (Some(_), None) => self.push(key_key, format!("is required with {cert_key}")),
             (None, Some(_)) => self.push(cert_key, format!("is required with {key_key}")),
             (Some(cert), Some(key)) => {
-                let (cert, key) = (Path::new(cert), Path::new(key));
+                let (cert, key) = (cert.as_path(), key.as_path());
                 let chain = tls::load_certs(cert).map_err(|e| self.push(cert_key, e));
                 let private = tls::load_key(key).map_err(|e| self.push(key_key, e));
                 if chain.is_ok() && private.is_ok() {
@@ -71,9 +69,4 @@ impl Problems {
             }
         }
     }
-}
-
-/// A configured, non-empty path.
-fn set(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }

@@ -339,6 +339,16 @@ fn redact_opt(v: &Option<String>) -> Option<&'static str> {
     v.as_ref().map(|_| REDACTED)
 }
 
+/// A file key's value as a path: `None` when unset or blank (a key set to
+/// `""` by an environment override means "none", as if it were absent).
+pub fn file_path(value: &Option<String>) -> Option<std::path::PathBuf> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// A store URL with the password of its userinfo replaced.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::HttpConfig;
+use crate::config::{file_path, HttpConfig};
 use crate::tls::{self, TlsFileError};
 
 /// Counter: certificate reloads, by `result` (`ok`, `failed`).
@@ -48,13 +48,10 @@ impl Https {
     /// The https settings of `[http]`: `None` for plain http (neither file
     /// set), or the loaded certificate.
     pub fn from_config(http: &HttpConfig) -> Result<Option<Arc<Https>>, TlsFileError> {
-        let path = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        };
-        match (path(&http.tls_cert_file), path(&http.tls_key_file)) {
+        match (
+            file_path(&http.tls_cert_file),
+            file_path(&http.tls_key_file),
+        ) {
             (Some(cert), Some(key)) => Https::load(cert, key).map(|h| Some(Arc::new(h))),
             // Half a pair is a configuration problem `config::files` reports.
             _ => Ok(None),

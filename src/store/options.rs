@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::model::{defaults, redact_url, StoreConfig};
+use crate::config::model::{defaults, file_path as path, redact_url, StoreConfig};
 
 /// How to open a store. Every `[store]` key a backend may need; a bare URL
 /// converts with the configuration's defaults for the rest.
@@ -34,15 +34,6 @@ pub struct StoreOptions {
     pub replica_acks: u32,
     /// How long each `WAIT` may take.
     pub replica_ack_timeout: Duration,
-}
-
-/// A configured, non-empty path.
-fn path(value: &Option<String>) -> Option<PathBuf> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
 }
 
 impl From<&StoreConfig> for StoreOptions {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::store::WebhookOutcome;
+pub use crate::tls::TlsProblem;
 
 /// What one delivery attempt came to, as seen by the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,32 +34,6 @@ pub enum AttemptResult {
     /// not trusted, not for its host, expired, or TLS could not be agreed.
     /// Retried (an operator may fix the certificate or `webhooks.ca_file`).
     Tls(TlsProblem),
-}
-
-/// What was wrong with an https receiver's TLS, for the metric and the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsProblem {
-    /// The certificate is not signed by a trusted CA (add the CA to
-    /// `webhooks.ca_file`, or have the receiver serve its full chain).
-    UntrustedCertificate,
-    /// The certificate is not valid for the URL's host.
-    WrongHost,
-    /// The certificate has expired or is not valid yet.
-    Expired,
-    /// Anything else (no shared protocol, a revoked or malformed certificate…).
-    Other,
-}
-
-impl TlsProblem {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsProblem::UntrustedCertificate => "untrusted_certificate",
-            TlsProblem::WrongHost => "wrong_host",
-            TlsProblem::Expired => "expired",
-            TlsProblem::Other => "other",
-        }
-    }
 }
 
 /// What to do about an attempt.

@@ -25,7 +25,7 @@ use crate::config::{TenantConfig, WebhooksConfig};
 use crate::store::{ClaimedWebhook, Store, WebhookOutcome};
 
 use super::outbox::Wakeup;
-use super::schedule::{parse_retry_after, AttemptResult, RetrySchedule, TlsProblem};
+use super::schedule::{parse_retry_after, AttemptResult, RetrySchedule};
 use super::sign::{signed_headers, SecretError, WebhookSecret};
 
 /// Counter of attempts, labelled `result` = `delivered`, `retry` or `dead`.
@@ -100,12 +100,7 @@ impl DelivererConfig {
             idle_poll: Duration::from_millis(200),
             drain: Duration::from_secs(10),
             schedule: RetrySchedule::default(),
-            ca_file: webhooks
-                .ca_file
-                .as_deref()
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .map(Into::into),
+            ca_file: crate::config::file_path(&webhooks.ca_file),
         }
     }
 }
@@ -561,7 +556,7 @@ async fn attempt(shared: &Shared, target: &Target, claim: ClaimedWebhook) {
         Err(e) if e.is_timeout() => AttemptResult::Timeout,
         Err(e) => match crate::tls::tls_failure(&e) {
             Some(reason) => {
-                let problem = tls_problem(&reason);
+                let problem = crate::tls::problem_of(&reason);
                 metrics::counter!(METRIC_TLS_FAILURES, "reason" => problem.as_str()).increment(1);
                 tracing::warn!(
                     tenant = %target.tenant,
@@ -609,25 +604,6 @@ async fn attempt(shared: &Shared, target: &Target, claim: ClaimedWebhook) {
     {
         // The claim stays open; after the lease another worker retries it.
         tracing::warn!(tenant = %target.tenant, id = %job.id, error = %e, "cannot settle webhook");
-    }
-}
-
-/// Sorts a failed handshake.
-fn tls_problem(error: &rustls::Error) -> TlsProblem {
-    use rustls::CertificateError as C;
-    match error {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            C::UnknownIssuer | C::BadSignature | C::UnknownRevocationStatus => {
-                TlsProblem::UntrustedCertificate
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => TlsProblem::WrongHost,
-            C::Expired
-            | C::ExpiredContext { .. }
-            | C::NotValidYet
-            | C::NotValidYetContext { .. } => TlsProblem::Expired,
-            _ => TlsProblem::Other,
-        },
-        _ => TlsProblem::Other,
     }
 }
 

@@ -18,7 +18,7 @@ pub(super) fn store(c: &Config, v: &mut Problems) {
         ("store.client_cert_file", &c.store.client_cert_file),
         ("store.client_key_file", &c.store.client_key_file),
     ] {
-        if is_set(value) && !tls {
+        if crate::config::file_path(value).is_some() && !tls {
             v.push(
                 key,
                 "only applies to a TLS store: store.url must be rediss://, rediss+cluster:// \
@@ -45,10 +45,6 @@ pub(super) fn store(c: &Config, v: &mut Problems) {
             "must be at most 60000: every write may wait this long for its replicas",
         );
     }
-}
-
-fn is_set(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.trim().is_empty())
 }
 
 fn store_url(url: &str, v: &mut Problems) {
@@ -110,34 +106,16 @@ fn store_url(url: &str, v: &mut Problems) {
     }
 }
 
-/// What follows `redis+sentinel://`: `[user:pass@]h1:p1[,h2:p2…]/master[/db]`.
-/// The error never echoes the credentials.
+/// What follows `redis+sentinel://`, by the store's own parser of the form;
+/// each sentinel's host must also be a valid address or DNS name.
 fn sentinel_url(rest: &str) -> Result<(), String> {
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let hosts = match authority.rfind('@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
-    if hosts.trim().is_empty() {
-        return Err("names no sentinel".into());
-    }
-    for node in hosts.split(',').map(str::trim) {
-        host_port(node, false).map_err(|why| format!("sentinel `{node}`: {why}"))?;
-    }
-    let mut segments = path.split('/');
-    if segments
-        .next()
-        .is_none_or(|master| master.trim().is_empty())
-    {
-        return Err("names no master".into());
-    }
-    if let Some(db) = segments.next() {
-        if db.parse::<u32>().is_err() {
-            return Err(format!("the database `{db}` is not a number"));
-        }
-    }
-    if segments.next().is_some() {
-        return Err("nothing may follow the database".into());
+    for (host, port) in crate::store::redis::sentinel_url_hosts(rest)? {
+        let node = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        host_port(&node, false).map_err(|why| format!("sentinel `{node}`: {why}"))?;
     }
     Ok(())
 }

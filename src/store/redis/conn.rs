@@ -305,8 +305,8 @@ fn tls_failure(e: &RedisError) -> Option<String> {
     if let Some(found) = crate::tls::tls_failure(e) {
         return Some(found.to_string());
     }
-    // An io::Error wrapping a rustls error hides it from `source()`; its
-    // text is rustls's.
+    // The async connection reports some handshake failures as text only
+    // (no rustls error in the chain); the text is rustls's.
     let text = e.to_string();
     let hints = [
         "invalid peer certificate",

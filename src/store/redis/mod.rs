@@ -40,6 +40,14 @@ use super::{
     SessionState, Store, StoreError, Transition, WebhookJob, WebhookOutcome,
 };
 
+/// The sentinels a `redis+sentinel://` URL lists (`rest` is what follows
+/// the scheme), or what is wrong with it: the one parser of that form, which
+/// `config::validate` checks the configuration with too. The error never
+/// echoes a password.
+pub fn sentinel_url_hosts(rest: &str) -> Result<Vec<(String, u16)>, String> {
+    sentinel_url::parse(false, rest).map(|target| target.sentinels)
+}
+
 /// The default prefix of every key.
 pub const DEFAULT_PREFIX: &str = "fsgate";
 

@@ -69,7 +69,6 @@ struct Shared {
     resolver: tokio::sync::Mutex<Resolver>,
     /// The primary, while it is trusted to be one.
     primary: Mutex<Option<Arc<Primary>>>,
-    epochs: AtomicU64,
     /// Connections to the primary in use (with replica acks).
     slots: Arc<Semaphore>,
     /// Settings of every connection to the primary.
@@ -91,7 +90,6 @@ struct Resolver {
 
 /// One primary as the sentinels named it.
 struct Primary {
-    epoch: u64,
     addr: String,
     named_at: Instant,
     client: Client,
@@ -170,7 +168,6 @@ impl SentinelConn {
                 last: None,
             }),
             primary: Mutex::new(None),
-            epochs: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             config,
             master: target.master,
@@ -244,7 +241,6 @@ impl SentinelConn {
             (None, vec![first])
         };
         Ok(Arc::new(Primary {
-            epoch: self.0.epochs.fetch_add(1, Ordering::Relaxed),
             addr,
             named_at: Instant::now(),
             client,
@@ -279,7 +275,10 @@ impl SentinelConn {
 
     fn unset(&self, primary: &Primary) -> bool {
         let mut current = self.0.primary.lock().expect("primary lock");
-        let was = current.as_ref().is_some_and(|p| p.epoch == primary.epoch);
+        // The same lookup's primary (a later one may name the same address).
+        let was = current
+            .as_ref()
+            .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), primary));
         if was {
             *current = None;
         }
