@@ -208,3 +208,119 @@ async fn redis_expiry_survives_a_restart_and_runs_once_across_instances() {
         assert_eq!(s.state, want, "{i}");
     }
 }
+
+// --- the route lookup's store round trips -------------------------------------
+
+/// Scripts Redis has run so far (`EVALSHA`s in `INFO commandstats`): every
+/// store request of the route lookup is one script, so this counts its
+/// round trips (the commands a script runs are counted apart, under their
+/// own names).
+fn commands_run(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn route_uuid(i: u32) -> String {
+    format!("0a1b2c3d-0000-4000-8000-{i:012}")
+}
+
+/// The session's other party as the lookup answered it.
+fn bridged_to(answer: &fsgate::masking::RouteAnswer) -> &str {
+    match answer {
+        fsgate::masking::RouteAnswer::Bridge(d) => d.rsplit('/').next().unwrap(),
+        other => panic!("expected a bridge, got {other:?}"),
+    }
+}
+
+/// A lookup for a session this instance knows ties the call in one Redis
+/// command; another instance's lookup reads the holder first (two). When
+/// the number has meanwhile gone to another session of the same caller,
+/// the instance that knew the old one routes to the new pairing and binds
+/// the call to it: a stale snapshot costs a round trip, never a wrong
+/// answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lookups_take_one_round_trip_and_heal_a_stale_snapshot() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let clock = ManualClock::new(t0());
+    let tenants = vec![tenant("acme", &pool(1))];
+    let store = fsgate::store::open(&url).await.unwrap();
+    let (one, _) = domain(store.clone(), &clock, tenants.clone());
+    let (two, _) = domain(
+        fsgate::store::open(&url).await.unwrap(),
+        &clock,
+        tenants.clone(),
+    );
+    one.sync_pools().await.unwrap();
+    let s = one.create("acme", req(1, None)).await.unwrap();
+    let caller = "+15557770001";
+    // Load every script once (on an instance of its own, which knows no
+    // session yet), so that the counts below are steady state.
+    let (warm, _) = domain(store.clone(), &clock, tenants);
+    warm.route(&s.masked_number, caller, &route_uuid(1))
+        .await
+        .unwrap();
+
+    let before = commands_run(&url);
+    let a = one
+        .route(&s.masked_number, caller, &route_uuid(3))
+        .await
+        .unwrap();
+    assert_eq!(bridged_to(&a), "+15559990000");
+    assert_eq!(commands_run(&url) - before, 1, "the creator's lookup");
+    let before = commands_run(&url);
+    two.route(&s.masked_number, caller, &route_uuid(4))
+        .await
+        .unwrap();
+    assert_eq!(commands_run(&url) - before, 2, "a first lookup elsewhere");
+    let before = commands_run(&url);
+    two.route(&s.masked_number, caller, &route_uuid(5))
+        .await
+        .unwrap();
+    assert_eq!(commands_run(&url) - before, 1, "and the next one");
+
+    // Instance two completes the session; the number's next session pairs
+    // the same caller with someone else.
+    two.complete("acme", &s.session_ref).await.unwrap();
+    let mut next = req(1, None);
+    next.party_b = "+15558880000".into();
+    let n = two.create("acme", next).await.unwrap();
+    assert_eq!(n.masked_number, s.masked_number);
+    let healed = one
+        .route(&s.masked_number, caller, &route_uuid(6))
+        .await
+        .unwrap();
+    assert_eq!(bridged_to(&healed), "+15558880000", "the new pairing");
+    let binding = store
+        .get_call_binding(&route_uuid(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(binding.session_ref.as_deref(), Some(n.session_ref.as_str()));
+    let old = one.get("acme", &s.session_ref).await.unwrap();
+    assert_eq!(old.state, SessionState::Completed);
+    assert!(!old.active_calls.contains(&route_uuid(6)));
+    let new = one.get("acme", &n.session_ref).await.unwrap();
+    assert_eq!(new.active_calls, [route_uuid(6)]);
+    // And the stale snapshot is gone: the next lookup is one command again.
+    let before = commands_run(&url);
+    one.route(&s.masked_number, caller, &route_uuid(7))
+        .await
+        .unwrap();
+    assert_eq!(commands_run(&url) - before, 1);
+}

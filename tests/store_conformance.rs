@@ -200,7 +200,7 @@ async fn completion_frees_the_number_for_a_later_session(s: S) {
     assert!(!again.changed);
     assert_eq!(again.record, done.record);
     let started = s
-        .session_call_started("acme", "ses_a", "call-1", None)
+        .session_call_started("acme", "ses_a", "call-1", None, None)
         .await
         .unwrap()
         .unwrap();
@@ -265,20 +265,20 @@ async fn calls_move_a_session_between_open_and_active(s: S) {
         .unwrap();
     let st = |t: &Transition<SessionRecord>| (t.record.state, t.changed);
     let t1 = s
-        .session_call_started("acme", "ses_a", "c1", None)
+        .session_call_started("acme", "ses_a", "c1", None, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&t1), (SessionState::Active, true));
     assert_eq!(t1.record.active_calls, vec!["c1".to_string()]);
     let t2 = s
-        .session_call_started("acme", "ses_a", "c2", None)
+        .session_call_started("acme", "ses_a", "c2", None, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st(&t2), (SessionState::Active, false));
     let again = s
-        .session_call_started("acme", "ses_a", "c2", None)
+        .session_call_started("acme", "ses_a", "c2", None, None)
         .await
         .unwrap()
         .unwrap();
@@ -304,7 +304,7 @@ async fn calls_move_a_session_between_open_and_active(s: S) {
         .unwrap();
     assert_eq!(st(&e3), (SessionState::Open, false));
     assert!(s
-        .session_call_started("acme", "ses_nope", "c1", None)
+        .session_call_started("acme", "ses_nope", "c1", None, None)
         .await
         .unwrap()
         .is_none());
@@ -314,7 +314,7 @@ async fn calls_move_a_session_between_open_and_active(s: S) {
         .unwrap()
         .is_none());
     // An active session completes (TTL mid-call) and frees its number.
-    s.session_call_started("acme", "ses_a", "c3", None)
+    s.session_call_started("acme", "ses_a", "c3", None, None)
         .await
         .unwrap();
     let done = s
@@ -345,7 +345,7 @@ async fn open_active_step_changes_once_under_race(s: S) {
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.session_call_started("acme", "ses_a", &format!("c{i}"), None)
+                s.session_call_started("acme", "ses_a", &format!("c{i}"), None, None)
                     .await
                     .unwrap()
                     .unwrap()
@@ -444,7 +444,7 @@ async fn tenants_are_isolated(s: S) {
         .unwrap()
         .is_none());
     assert!(s
-        .session_call_started("zeta", "ses_a", "c", None)
+        .session_call_started("zeta", "ses_a", "c", None, None)
         .await
         .unwrap()
         .is_none());
@@ -499,7 +499,7 @@ async fn list_sessions_newest_first_with_filters_and_cursors(s: S) {
     s.complete_session("acme", "ses_4", CompletionReason::Closed, t0(), None)
         .await
         .unwrap();
-    s.session_call_started("acme", "ses_6", "c", None)
+    s.session_call_started("acme", "ses_6", "c", None, None)
         .await
         .unwrap();
 
@@ -804,6 +804,57 @@ async fn bindings_expire_and_fill_the_record(s: S) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.get_call_binding("u3").await.unwrap(), None);
+}
+
+/// The dialplan's tie: a call started on a live session is bound in the
+/// same step (its binding fills the call record); nothing is bound to a
+/// completed or unknown session.
+async fn a_started_call_is_bound_only_to_a_live_session(s: S) {
+    s.sync_pool("acme", &numbers(2)).await.unwrap();
+    s.create_session(new_session("acme", "ses_a", t0()))
+        .await
+        .unwrap();
+    let bind = |r: &str| {
+        Some((
+            CallBinding {
+                tenant: "acme".into(),
+                session_ref: Some(r.into()),
+                user_data: None,
+            },
+            HOUR,
+        ))
+    };
+    let t = s
+        .session_call_started("acme", "ses_a", "u1", bind("ses_a"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.record.state, t.changed), (SessionState::Active, true));
+    let b = s.get_call_binding("u1").await.unwrap().expect("bound");
+    assert_eq!(b.session_ref.as_deref(), Some("ses_a"));
+    let r = s
+        .put_call(call("u1", None, "fs1", CallState::Ringing), DAY)
+        .await
+        .unwrap();
+    assert_eq!(r.session_ref.as_deref(), Some("ses_a"));
+    assert_eq!(r.tenant.as_deref(), Some("acme"));
+
+    s.complete_session("acme", "ses_a", CompletionReason::Closed, t0(), None)
+        .await
+        .unwrap();
+    let late = s
+        .session_call_started("acme", "ses_a", "u2", bind("ses_a"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.record.state, SessionState::Completed);
+    assert_eq!(s.get_call_binding("u2").await.unwrap(), None);
+    assert!(s
+        .session_call_started("acme", "ses_nope", "u3", bind("ses_nope"), None)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(s.get_call_binding("u3").await.unwrap(), None);
 }
 
@@ -1248,6 +1299,7 @@ store_conformance!(
     live_lists_per_tenant_and_node,
     ended_calls_expire_after_retention,
     bindings_expire_and_fill_the_record,
+    a_started_call_is_bound_only_to_a_live_session,
     call_sequences_count_from_one_without_gaps,
     register_operation_once_under_race,
     finish_operation_exactly_once,
@@ -1332,7 +1384,7 @@ async fn a_transition_queues_its_webhook_only_when_it_changes(s: S) {
     for (i, started) in [(1, true), (2, true), (3, false), (4, false)] {
         let e = Some(emission("acme", &format!("evt_step{i}")));
         let t = if started {
-            s.session_call_started("acme", "ses_b", "c1", e).await
+            s.session_call_started("acme", "ses_b", "c1", None, e).await
         } else {
             s.session_call_ended("acme", "ses_b", "c1", e).await
         };

@@ -8,9 +8,12 @@
 //! of the live session holding that number, reaching the other party; a
 //! number with no live session is `UNALLOCATED_NUMBER`, any other caller is
 //! `CALL_REJECTED`. A bridged call's a-leg UUID is tied to the session (the
-//! call binding and `session_call_started`) before the answer leaves, so its
-//! events name the session. It must not format the response (the route
-//! handler does) nor build dial-string text by hand (`dial` does).
+//! call binding and `session_call_started`, one store step) before the
+//! answer leaves, so its events name the session. With a snapshot of the
+//! number's session (`snapshots.rs`) that step is the lookup's only store
+//! round trip; without one, or when the snapshot is stale, the holder is
+//! read first. It must not format the response (the route handler does)
+//! nor build dial-string text by hand (`dial` does).
 
 use uuid::Uuid;
 
@@ -19,7 +22,7 @@ use super::error::MaskingError;
 use super::model::Party;
 use super::service::{is_live, Masking};
 use crate::esl::HangupCause;
-use crate::store::CallBinding;
+use crate::store::SessionRecord;
 use crate::tenants::normalize_number;
 
 /// What the dialplan does with the call.
@@ -85,45 +88,68 @@ impl Masking {
         };
         // Configured numbers are E.164 with '+', and the pool holds them so.
         let number = format!("+{digits}");
-        let session = match self.store.session_by_number(tenant.id(), &number).await? {
-            Some(s) if is_live(&s, self.clock.now()) => s,
-            _ => return Ok(RouteAnswer::Refuse(HangupCause::UNALLOCATED_NUMBER)),
-        };
-        let to = if caller == normalize_number(&session.party_a) {
-            Party::B
-        } else if caller == normalize_number(&session.party_b) {
-            Party::A
-        } else {
-            return Ok(RouteAnswer::Refuse(HangupCause::CALL_REJECTED));
-        };
-        let body = dial::bridge_to(tenant, &session, to.number_in(&session))?.to_string();
-        if body.contains("${") {
-            // Unreachable by construction (no validated piece holds '$');
-            // mod_curl would drop such a body, so never send one.
-            return Err(MaskingError::DialString(
-                crate::esl::dialstring::CommandError::ForbiddenSequence {
-                    field: "dial_string",
-                    sequence: "${",
+        let now = self.clock.now();
+        let mut snapshot = self.snapshots.get(tenant.id(), &number, now);
+        let hit = if snapshot.is_some() { "hit" } else { "miss" };
+        metrics::counter!("fsgate_route_snapshots_total", "result" => hit).increment(1);
+        // At most two passes: a snapshot (one round trip: the tie), then,
+        // when the snapshot turns out stale, the holder read afresh.
+        loop {
+            let fresh = snapshot.is_none();
+            let session = match snapshot.take() {
+                Some(s) => s,
+                None => match self.store.session_by_number(tenant.id(), &number).await? {
+                    Some(s) if is_live(&s, now) => self.snapshots.put(&s, now),
+                    _ => {
+                        self.snapshots.forget(tenant.id(), &number);
+                        return Ok(RouteAnswer::Refuse(HangupCause::UNALLOCATED_NUMBER));
+                    }
                 },
-            ));
+            };
+            let Some(to) = called_party(&session, &caller) else {
+                if fresh {
+                    return Ok(RouteAnswer::Refuse(HangupCause::CALL_REJECTED));
+                }
+                continue; // perhaps the number's next session: read it
+            };
+            let body = dial::bridge_to(tenant, &session, to.number_in(&session))?.to_string();
+            if body.contains("${") {
+                // Unreachable by construction (no validated piece holds '$');
+                // mod_curl would drop such a body, so never send one.
+                return Err(MaskingError::DialString(
+                    crate::esl::dialstring::CommandError::ForbiddenSequence {
+                        field: "dial_string",
+                        sequence: "${",
+                    },
+                ));
+            }
+            if self
+                .call_started(tenant.id(), &session, &uuid)
+                .await?
+                .is_some()
+            {
+                metrics::counter!("fsgate_route_lookups_total", "result" => "bridge").increment(1);
+                return Ok(RouteAnswer::Bridge(body));
+            }
+            // Completed since it was read: the number is free, or held anew.
+            self.snapshots.forget(tenant.id(), &number);
+            if fresh {
+                return Ok(RouteAnswer::Refuse(HangupCause::UNALLOCATED_NUMBER));
+            }
+            metrics::counter!("fsgate_route_snapshots_total", "result" => "stale").increment(1);
         }
-        let binding = CallBinding {
-            tenant: tenant.id().to_owned(),
-            session_ref: Some(session.session_ref.clone()),
-            user_data: None,
-        };
-        let (bound, started) = tokio::join!(
-            self.store
-                .put_call_binding(&uuid, binding, self.options.binding_ttl),
-            self.call_started(tenant.id(), &session.session_ref, &uuid),
-        );
-        bound?;
-        if started?.is_none() {
-            // Completed between the read and the tie: the number is free.
-            return Ok(RouteAnswer::Refuse(HangupCause::UNALLOCATED_NUMBER));
-        }
-        metrics::counter!("fsgate_route_lookups_total", "result" => "bridge").increment(1);
-        Ok(RouteAnswer::Bridge(body))
+    }
+}
+
+/// The party `caller` reaches through the session: the other one; `None`
+/// for anyone else.
+fn called_party(session: &SessionRecord, caller: &str) -> Option<Party> {
+    if caller == normalize_number(&session.party_a) {
+        Some(Party::B)
+    } else if caller == normalize_number(&session.party_b) {
+        Some(Party::A)
+    } else {
+        None
     }
 }
 

@@ -5,7 +5,8 @@
 //! One idea per file: [`model`] (request and response shapes, input
 //! checks), [`error`] (the typed failure and its HTTP mapping), [`service`]
 //! ([`Masking`], the rules), [`dial`] (what a party's leg looks like),
-//! [`lookup`] (the mod_curl route), [`originate`] (the two-leg call),
+//! [`lookup`] (the mod_curl route), [`snapshots`] (what the lookup last
+//! saw of each number's session), [`originate`] (the two-leg call),
 //! [`handler`] (call events → session state), [`expiry`] (the TTL sweep),
 //! [`reconcile`] (active sessions' calls checked against the switch),
 //! [`events`] (the webhook port), [`routes`] (thin HTTP handlers and their
@@ -31,6 +32,7 @@ pub mod originate;
 pub mod reconcile;
 pub mod routes;
 pub mod service;
+pub mod snapshots;
 
 pub use error::MaskingError;
 pub use events::{RecordedEvents, SessionEvents};

@@ -20,7 +20,7 @@ use super::error::MaskingError;
 use super::model::{OriginateAccepted, OriginateRequest, SessionRef};
 use super::service::{is_live, Masking};
 use crate::esl::api::{ApiCommand, Originate, OriginateTarget};
-use crate::store::{CallBinding, OperationRecord, OperationStatus, StoreError};
+use crate::store::{OperationRecord, OperationStatus, StoreError};
 use crate::switch::SwitchError;
 
 /// The `command` of the operation an originate registers.
@@ -67,14 +67,6 @@ impl Masking {
             return Err(MaskingError::Switch(SwitchError::NoNodeConnected));
         }
 
-        let binding = CallBinding {
-            tenant: tenant.to_owned(),
-            session_ref: Some(session.session_ref.clone()),
-            user_data: None,
-        };
-        self.store
-            .put_call_binding(&call_id, binding, self.options.binding_ttl)
-            .await?;
         let operation_id = Uuid::new_v4().to_string();
         let timeout = self.options.originate_timeout;
         let op = OperationRecord {
@@ -97,7 +89,7 @@ impl Masking {
             .register_operation(op, self.options.binding_ttl)
             .await?;
         if self
-            .call_started(tenant, &session.session_ref, &call_id)
+            .call_started(tenant, &session, &call_id)
             .await?
             .is_none()
         {

@@ -178,7 +178,7 @@ mod tests {
             .unwrap();
         let r = s.session_ref.clone();
         let ghost = uuid::Uuid::new_v4().to_string();
-        f.masking.call_started("acme", &r, &ghost).await.unwrap();
+        f.masking.call_started("acme", &s, &ghost).await.unwrap();
         let (clock, events, store) = (f.clock.clone(), f.events.clone(), f.store.clone());
         let rec = SessionReconciler::new(Arc::new(f.masking));
 
@@ -225,7 +225,7 @@ mod tests {
         let r = s.session_ref.clone();
         let (ended, live) = ("c-ended", "c-live");
         for c in [ended, live] {
-            f.masking.call_started("acme", &r, c).await.unwrap();
+            f.masking.call_started("acme", &s, c).await.unwrap();
         }
         let now = crate::clock::Clock::now(&f.clock);
         for (uuid, state) in [(ended, CallState::Ended), (live, CallState::Answered)] {

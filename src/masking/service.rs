@@ -17,10 +17,11 @@ use chrono::{DateTime, Utc};
 use super::error::MaskingError;
 use super::events::SessionEvents;
 use super::model::{CreateSessionRequest, ListQuery, SessionRef};
+use super::snapshots::Snapshots;
 use crate::clock::SharedClock;
 use crate::store::{
-    CompletionReason, CreateSessionError, NewSession, OperationStatus, Page, SessionRecord,
-    SessionState, Store, StoreError, Transition,
+    CallBinding, CompletionReason, CreateSessionError, NewSession, OperationStatus, Page,
+    SessionRecord, SessionState, Store, StoreError, Transition,
 };
 use crate::switch::Switch;
 use crate::tenants::{TenantSettings, Tenants};
@@ -57,6 +58,8 @@ pub struct Masking {
     pub(super) options: MaskingOptions,
     /// Expiry sweeps run by [`super::spawn_expiry`] so far.
     pub(super) sweeps: tokio::sync::watch::Sender<u64>,
+    /// The sessions this instance last saw holding each number.
+    pub(super) snapshots: Snapshots,
 }
 
 impl std::fmt::Debug for Masking {
@@ -90,6 +93,7 @@ impl Masking {
             events,
             options: MaskingOptions::default(),
             sweeps: tokio::sync::watch::Sender::new(0),
+            snapshots: Snapshots::default(),
         }
     }
 
@@ -147,6 +151,7 @@ impl Masking {
                 Ok(record) => {
                     metrics::counter!("fsgate_sessions_created_total", "tenant" => tenant.to_owned())
                         .increment(1);
+                    self.snapshots.put(&record, created_at);
                     return Ok(record);
                 }
                 Err(CreateSessionError::DuplicateRef) if attempts < 3 => attempts += 1,
@@ -212,20 +217,19 @@ impl Masking {
         Ok(t.record)
     }
 
-    /// Ties call `uuid` to a live session: the session becomes (or stays)
-    /// `active`. `None` when the session is gone or completed meanwhile (the
-    /// call must then be refused).
+    /// Ties call `uuid` to a live session and binds the call to it, in one
+    /// store step: the session becomes (or stays) `active`. `session` is the
+    /// session as last read (a snapshot will do: only its ref and the parts
+    /// that never change are used). `None` when the session is gone or
+    /// completed meanwhile (the call must then be refused).
     pub(super) async fn call_started(
         &self,
         tenant: &str,
-        session_ref: &str,
+        session: &SessionRecord,
         uuid: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let Some(current) = self.store.get_session(tenant, session_ref).await? else {
-            return Ok(None);
-        };
         let Some(t) = self
-            .transition(tenant, &current, Step::CallStarted, Some(uuid))
+            .transition(tenant, session, Step::CallStarted, Some(uuid))
             .await?
         else {
             return Ok(None);
@@ -291,13 +295,20 @@ impl Masking {
         let store = &self.store;
         let t = match step {
             Step::Complete(reason, at) => {
+                self.snapshots.forget(tenant, &current.masked_number);
                 store
                     .complete_session(tenant, r, reason, at, emission.clone())
                     .await?
             }
             Step::CallStarted => {
+                let binding = CallBinding {
+                    tenant: tenant.to_owned(),
+                    session_ref: Some(r.to_owned()),
+                    user_data: None,
+                };
+                let bind = Some((binding, self.options.binding_ttl));
                 store
-                    .session_call_started(tenant, r, uuid, emission.clone())
+                    .session_call_started(tenant, r, uuid, bind, emission.clone())
                     .await?
             }
             Step::CallEnded => {
@@ -618,9 +629,9 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let r = &s.session_ref;
-        let a = f.masking.call_started("acme", r, "u1").await.unwrap();
+        let a = f.masking.call_started("acme", &s, "u1").await.unwrap();
         assert_eq!(a.unwrap().state, SessionState::Active);
-        f.masking.call_started("acme", r, "u2").await.unwrap();
+        f.masking.call_started("acme", &s, "u2").await.unwrap();
         f.masking.call_ended("acme", r, "u1").await.unwrap();
         assert_eq!(
             f.masking.get("acme", r).await.unwrap().state,
@@ -642,7 +653,7 @@ pub(crate) mod tests {
         f.masking.complete("acme", r).await.unwrap();
         assert!(f
             .masking
-            .call_started("acme", r, "u3")
+            .call_started("acme", &s, "u3")
             .await
             .unwrap()
             .is_none());

@@ -90,6 +90,12 @@ impl Inner {
         t
     }
 
+    /// Binds call `uuid` until `until`.
+    fn bind(&mut self, uuid: &str, binding: CallBinding, until: Instant) {
+        self.calls.bind(uuid, binding, until);
+        self.expire_at(until, Expiring::Binding(uuid.to_owned()));
+    }
+
     /// Removes every entry whose deadline has passed.
     fn evict(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -203,13 +209,20 @@ impl Store for MemoryStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        bind: Option<(CallBinding, Duration)>,
         emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        let (mut g, _) = self.lock();
+        let (mut g, now) = self.lock();
         let t = g
             .tenants
             .get_mut(tenant)
             .and_then(|t| t.call_started(session_ref, call_uuid));
+        let live = t
+            .as_ref()
+            .is_some_and(|t| t.record.state != SessionState::Completed);
+        if let (true, Some((binding, ttl))) = (live, bind) {
+            g.bind(call_uuid, binding, deadline(now, ttl));
+        }
         Ok(g.emit_on_change(t, emit))
     }
 
@@ -297,9 +310,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (mut g, now) = self.lock();
-        let until = deadline(now, ttl);
-        g.calls.bind(uuid, binding, until);
-        g.expire_at(until, Expiring::Binding(uuid.to_owned()));
+        g.bind(uuid, binding, deadline(now, ttl));
         Ok(())
     }
 

@@ -144,12 +144,17 @@ pub trait Store: Send + Sync + 'static {
     /// A call on the masked number started: adds `call_uuid` to the live
     /// session's active calls; `open` → `active`. `None` when the session does
     /// not exist; a completed session is returned unchanged (nothing reopens
-    /// it). `changed` is true only for the `open` → `active` step.
+    /// it). `changed` is true only for the `open` → `active` step. With
+    /// `bind`, the call's binding is written for its ttl in the same step,
+    /// and only when the session is live (the dialplan's lookup ties a call
+    /// in one store round trip this way; on a Redis Cluster, where the
+    /// binding lives in the call's slot, it takes a second).
     async fn session_call_started(
         &self,
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        bind: Option<(CallBinding, Duration)>,
         emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError>;
 

@@ -332,10 +332,11 @@ impl Store for FlakyStore {
         t: &str,
         r: &str,
         c: &str,
+        b: Option<(CallBinding, Duration)>,
         e: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         self.check()?;
-        self.inner.session_call_started(t, r, c, e).await
+        self.inner.session_call_started(t, r, c, b, e).await
     }
     async fn session_call_ended(
         &self,

@@ -2,12 +2,15 @@
 //!
 //! Owns how a call is kept: one hash per call under `{call:<uuid>}` with one
 //! field per set field of the record (JSON values; `extra` entries as
-//! `x:<key>`; the webhook sequence as `_seq`), merged by `put_call.lua`, and
+//! `x:<key>`; the webhook sequence as `_seq`; the first creation time, in ms,
+//! as `_created_ms`), merged by `put_call.lua`, and
 //! a binding hash beside it. Live lists (`{t:<tenant>}:calls:live` and
-//! `{node:<node>}:live`, ZSETs by creation time) live in other slots, so
-//! they are updated after the merge with single-key commands, idempotently,
-//! and every read checks the records it lists (dropping stale entries); a
-//! lost update heals on the call's next write. It must not merge in Rust:
+//! `{node:<node>}:live`, ZSETs by creation time) live in other slots: on
+//! one server (or a Sentinel's primary) the merge script updates them in
+//! the same step, so a call event costs one round trip; on a cluster they
+//! are updated after the merge with single-key commands, idempotently. Every
+//! read checks the records it lists (dropping stale entries); a lost update
+//! heals on the call's next write. It must not merge in Rust:
 //! the rule runs in the script.
 
 use std::collections::HashMap;
@@ -32,7 +35,7 @@ static BIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("put_b
 const ORPHAN_SEQUENCE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The non-null fields of a record (or binding) as `(field, JSON)` pairs.
-fn encode<T: serde::Serialize>(v: &T) -> Vec<(String, String)> {
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Vec<(String, String)> {
     let Ok(Json::Object(map)) = serde_json::to_value(v) else {
         return Vec::new();
     };
@@ -99,13 +102,29 @@ impl RedisStore {
         let mut inv = PUT.prepare_invoke();
         inv.key(self.keys.call(&call.uuid, "call"))
             .key(self.keys.call(&call.uuid, "binding"))
-            .arg(duration_ms(retention).max(1));
+            .arg(duration_ms(retention).max(1))
+            .arg(ms(call.created_at));
+        // One server: the script indexes the merged call too (one round
+        // trip). A cluster keeps the lists in their own slots: indexed after.
+        let index_here = !self.is_cluster();
+        if index_here {
+            let (tenant_head, tenant_tail) = self.keys.tenant_live_around();
+            let (node_head, node_tail) = self.keys.node_live_around();
+            inv.arg(tenant_head)
+                .arg(tenant_tail)
+                .arg(node_head)
+                .arg(node_tail);
+        } else {
+            inv.arg("").arg("").arg("").arg("");
+        }
         for (f, v) in encode(&call) {
             inv.arg(f).arg(v);
         }
         let merged = decode_call(&self.invoke(&inv).await?)?
             .ok_or_else(|| corrupt("put_call returned no record"))?;
-        self.index_call(&merged).await?;
+        if !index_here {
+            self.index_call(&merged).await?;
+        }
         Ok(merged)
     }
 

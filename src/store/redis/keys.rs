@@ -6,6 +6,15 @@
 //!
 //! Owns key names only; it must not issue commands.
 
+/// Stands for the variable part of a key in [`around`].
+const HOLE: &str = "\u{0}";
+
+/// A key name split at [`HOLE`].
+fn around(key: &str) -> (String, String) {
+    let (head, tail) = key.split_once(HOLE).unwrap_or((key, ""));
+    (head.to_owned(), tail.to_owned())
+}
+
 /// Key names under one prefix (`fsgate` by default; tests use their own).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -33,6 +42,18 @@ impl Keys {
     /// `<prefix>:{node:<node>}:live`: live calls on a node.
     pub(crate) fn node_live(&self, node: &str) -> String {
         format!("{}:{{node:{node}}}:live", self.prefix)
+    }
+
+    /// [`Keys::node_live`] as the text before and after the node, for a
+    /// script that learns the node itself.
+    pub(crate) fn node_live_around(&self) -> (String, String) {
+        around(&self.node_live(HOLE))
+    }
+
+    /// A tenant's live calls (`calls:live`) as the text before and after the
+    /// tenant id, for a script that learns the tenant itself.
+    pub(crate) fn tenant_live_around(&self) -> (String, String) {
+        around(&self.tenant(HOLE, "calls:live"))
     }
 
     // --- per tenant -----------------------------------------------------

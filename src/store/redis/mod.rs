@@ -94,6 +94,11 @@ impl RedisStore {
         inv.invoke_async(&mut conn).await.map_err(classify)
     }
 
+    /// True on a Redis Cluster, where one script touches one slot only.
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
     /// Runs one command.
     async fn query(&self, cmd: &Cmd) -> Result<Value, StoreError> {
         let mut conn = self.conn.clone();
@@ -146,9 +151,10 @@ impl Store for RedisStore {
         tenant: &str,
         session_ref: &str,
         call_uuid: &str,
+        bind: Option<(CallBinding, Duration)>,
         emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        self.session_step_impl(tenant, session_ref, "start", call_uuid, emit)
+        self.session_step_impl(tenant, session_ref, "start", call_uuid, bind, emit)
             .await
     }
 
@@ -159,7 +165,7 @@ impl Store for RedisStore {
         call_uuid: &str,
         emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
-        self.session_step_impl(tenant, session_ref, "end", call_uuid, emit)
+        self.session_step_impl(tenant, session_ref, "end", call_uuid, None, emit)
             .await
     }
 

@@ -2,13 +2,26 @@
 -- KEYS: ses, sescalls, sessions, sessions:open, sessions:active,
 --       sessions:completed, expiry, holders, free, pool, wh:queue, events
 --       (one tenant's tag)
+--       [, the call's binding hash: 'start' on one server, where one script
+--       may write another tag's key]
 -- ARGV: ref, 'start' | 'end', call uuid, then the emission (emit_if) queued
---       with the change
+--       with the change, then (with the binding key) the binding's ttl ms
+--       and its field, JSON value pairs
 -- Returns {'none'} | {'changed' | 'same', HGETALL ses, LRANGE sescalls}
+-- The binding is written only when the call starts on a live session, so
+-- that no call is bound to a session that is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'none'}
 end
 local state = redis.call('HGET', KEYS[1], 'state')
+if KEYS[13] and state ~= 'completed' then
+  local b = (ARGV[4] == '1') and 10 or 5
+  redis.call('DEL', KEYS[13])
+  for i = b + 1, #ARGV, 2 do
+    redis.call('HSET', KEYS[13], ARGV[i], ARGV[i + 1])
+  end
+  redis.call('PEXPIRE', KEYS[13], ARGV[b])
+end
 local changed = false
 if state ~= 'completed' then
   local ref, uuid = ARGV[1], ARGV[3]

@@ -10,17 +10,19 @@
 //! must not hold domain rules beyond the documented state steps.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use ::redis::{Script, Value};
 use chrono::{DateTime, Utc};
 
+use super::calls::encode;
 use super::value::{array, fields, json, string, strings, to_json};
 use super::webhooks::emitting_script;
 use super::RedisStore;
-use crate::store::cursor::{self, ms};
+use crate::store::cursor::{self, duration_ms, ms};
 use crate::store::{
-    CompletionReason, CreateSessionError, Emission, NewSession, Page, SessionRecord, SessionState,
-    StoreError, Transition,
+    CallBinding, CompletionReason, CreateSessionError, Emission, NewSession, Page, SessionRecord,
+    SessionState, StoreError, Transition,
 };
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create_session.lua")));
@@ -281,6 +283,7 @@ impl RedisStore {
         session_ref: &str,
         step: &str,
         call_uuid: &str,
+        bind: Option<(CallBinding, Duration)>,
         emit: Option<Emission>,
     ) -> Result<Option<Transition<SessionRecord>>, StoreError> {
         let mut inv = STEP.prepare_invoke();
@@ -289,7 +292,27 @@ impl RedisStore {
             .arg(step)
             .arg(call_uuid);
         self.add_emission(&mut inv, tenant, emit.as_ref());
-        transition(&self.invoke(&inv).await?)
+        // One script writes the binding too where one server holds every
+        // key; a cluster keeps it in the call's slot, written once the
+        // session is known to be live (a second round trip).
+        let (bind_here, bind_after) = match bind {
+            Some(b) if !self.is_cluster() => (Some(b), None),
+            other => (None, other),
+        };
+        if let Some((binding, ttl)) = &bind_here {
+            inv.key(self.keys.call(call_uuid, "binding"))
+                .arg(duration_ms(*ttl).max(1));
+            for (f, v) in encode(binding) {
+                inv.arg(f).arg(v);
+            }
+        }
+        let t = transition(&self.invoke(&inv).await?)?;
+        if let (Some((binding, ttl)), Some(live)) = (bind_after, &t) {
+            if live.record.state != SessionState::Completed {
+                self.put_call_binding_impl(call_uuid, binding, ttl).await?;
+            }
+        }
+        Ok(t)
     }
 
     pub(super) async fn complete_session_impl(
