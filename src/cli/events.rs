@@ -4,6 +4,9 @@
 //! subscribes, and prints the headers an operator looks at. A wrong password
 //! or an unreachable switch at start is a clear error and a non-zero exit; a
 //! switch that goes away later is reconnected to, with a notice on stderr.
+//! Lines are written a batch at a time and flushed whenever no event waits;
+//! events the output cannot keep up with are dropped by the connection's
+//! bounded queue and reported on stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -66,15 +69,19 @@ async fn tail(args: EventsArgs) -> Result<(), String> {
     }
     let show_all = wanted.is_empty() || args.events.iter().any(|n| n == "ALL");
 
-    let mut config = NodeConfig::new("fs", args.connect.clone(), ConnectOptions::new(password));
+    let mut connect = ConnectOptions::new(password);
+    connect.event_queue_bytes = QUEUE_BYTES;
+    let mut config = NodeConfig::new("fs", args.connect.clone(), connect);
     config.format = format;
     config.events = subscribe;
-    let (tx, mut rx) = mpsc::channel(1024);
+    // Small: events wait in the connection's byte-bounded queue instead.
+    let (tx, mut rx) = mpsc::channel(BATCH);
     let node = Node::spawn(config, tx);
     let mut state = node.handle().watch_state();
     let mut connected_once = false;
     let mut printed = 0u64;
-    let mut stdout = std::io::stdout().lock();
+    let mut out = Output::new();
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             changed = state.changed(), if !connected_once => {
@@ -87,81 +94,178 @@ async fn tail(args: EventsArgs) -> Result<(), String> {
                     return Err(format!("cannot connect to {}: {error}", args.connect));
                 }
             }
-            msg = rx.recv() => {
-                let Some(msg) = msg else { return Err("the node supervisor stopped".into()) };
-                match msg {
-                    NodeEvent::Connected { reconnects, .. } => {
-                        connected_once = true;
-                        if reconnects > 0 {
-                            eprintln!("fsgate events: reconnected to {}", args.connect);
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return Err("the node supervisor stopped".into());
+                }
+                for msg in batch.drain(..) {
+                    match msg {
+                        NodeEvent::Connected { reconnects, .. } => {
+                            connected_once = true;
+                            if reconnects > 0 {
+                                if !out.flush() {
+                                return Ok(());
+                            }
+                                eprintln!("fsgate events: reconnected to {}", args.connect);
+                            }
+                        }
+                        NodeEvent::Disconnected { reason, .. } => {
+                            if !out.flush() {
+                                return Ok(());
+                            }
+                            eprintln!(
+                                "fsgate events: connection to {} lost ({reason}); reconnecting",
+                                args.connect
+                            );
+                        }
+                        NodeEvent::Lagged { dropped, .. } => {
+                            if !out.flush() {
+                                return Ok(());
+                            }
+                            eprintln!("fsgate events: {dropped} events dropped (output too slow)");
+                        }
+                        NodeEvent::Failed { error, .. } => {
+                            if !out.flush() {
+                                return Ok(());
+                            }
+                            return Err(error);
+                        }
+                        NodeEvent::Event { event, .. } => {
+                            if !show_all {
+                                let name = event.name().unwrap_or_default();
+                                if !args.events.iter().any(|n| *n == name) {
+                                    continue;
+                                }
+                            }
+                            write_line(&mut out.buf, &event);
+                            out.buf.push('\n');
+                            printed += 1;
+                            if args.count.is_some_and(|n| printed >= n) {
+                                let _ = out.flush();
+                                node.shutdown().await;
+                                return Ok(());
+                            }
+                            if out.buf.len() >= FLUSH_AT && !out.flush() {
+                                return Ok(());
+                            }
                         }
                     }
-                    NodeEvent::Disconnected { reason, .. } => {
-                        eprintln!("fsgate events: connection to {} lost ({reason}); reconnecting", args.connect);
-                    }
-                    NodeEvent::Lagged { dropped, .. } => {
-                        eprintln!("fsgate events: {dropped} events dropped (output too slow)");
-                    }
-                    NodeEvent::Failed { error, .. } => return Err(error),
-                    NodeEvent::Event { event, .. } => {
-                        let name = event.name().unwrap_or_default().into_owned();
-                        if !show_all && !args.events.contains(&name) {
-                            continue;
-                        }
-                        if writeln!(stdout, "{}", format_line(&event)).is_err() {
-                            return Ok(()); // stdout closed (a pipe into head, say)
-                        }
-                        let _ = stdout.flush();
-                        printed += 1;
-                        if args.count.is_some_and(|n| printed >= n) {
-                            node.shutdown().await;
-                            return Ok(());
-                        }
-                    }
+                }
+                // Nothing more waiting: show what we have now.
+                if rx.is_empty() && !out.flush() {
+                    return Ok(());
                 }
             }
         }
     }
 }
 
+/// The connection's event queue: 8 MiB, far below the daemon's default. Under glibc
+/// the queue's memory can sit in two allocator arenas (the reader moves
+/// between runtime threads), so the process peaks near 10 MiB plus twice
+/// this: under 32 MiB (BENCHMARKS.md, "ESL intake over a socket").
+const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Messages taken from the node at once (and the node channel's size).
+const BATCH: usize = 32;
+
+/// Output is written when this much is buffered, or when no event waits.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Lines for stdout, written a batch at a time: one `write` per batch
+/// instead of one per line, and at once whenever the queue runs dry so that
+/// an operator still sees events as they happen.
+struct Output {
+    buf: String,
+    stdout: std::io::Stdout,
+}
+
+impl Output {
+    fn new() -> Output {
+        Output {
+            buf: String::with_capacity(2 * FLUSH_AT),
+            stdout: std::io::stdout(),
+        }
+    }
+
+    /// Writes what is buffered; false once stdout is closed (a pipe into
+    /// head, say), which ends the tail quietly.
+    #[must_use]
+    fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let mut lock = self.stdout.lock();
+        let written = lock
+            .write_all(self.buf.as_bytes())
+            .and_then(|()| lock.flush());
+        self.buf.clear();
+        written.is_ok()
+    }
+}
+
+/// The headers shown after the name and id, as `key=header`.
+const FIELDS: [(&str, &str); 8] = [
+    ("dir", "Call-Direction"),
+    ("from", "Caller-Caller-ID-Number"),
+    ("to", "Caller-Destination-Number"),
+    ("state", "Answer-State"),
+    ("app", "Application"),
+    ("data", "Application-Data"),
+    ("other", "Other-Leg-Unique-ID"),
+    ("cause", "Hangup-Cause"),
+];
+
 /// One line per event: name, the channel (or job) it concerns, and the
 /// headers an operator looks at, as `key=value`.
 pub fn format_line(event: &Event) -> String {
-    let name = event.name().unwrap_or_default();
-    let id = event
-        .unique_id()
-        .or_else(|| event.job_uuid())
-        .unwrap_or(std::borrow::Cow::Borrowed("-"));
-    let mut line = format!("{name} {id}");
-    let fields = [
-        ("dir", "Call-Direction"),
-        ("from", "Caller-Caller-ID-Number"),
-        ("to", "Caller-Destination-Number"),
-        ("state", "Answer-State"),
-        ("app", "Application"),
-        ("data", "Application-Data"),
-        ("other", "Other-Leg-Unique-ID"),
-        ("cause", "Hangup-Cause"),
-    ];
-    for (key, header) in fields {
-        if let Some(value) = event.get(header) {
-            line.push_str(&format!(" {key}={}", quote(&value)));
+    let mut line = String::new();
+    write_line(&mut line, event);
+    line
+}
+
+/// [`format_line`], appended to `line` (no newline). The headers are found
+/// in one pass over the event ([`Event::get_each`]), not one scan per header.
+fn write_line(line: &mut String, event: &Event) {
+    let [name, unique_id, job_uuid, fields @ ..] = event.get_each([
+        "Event-Name",
+        "Unique-ID",
+        "Job-UUID",
+        FIELDS[0].1,
+        FIELDS[1].1,
+        FIELDS[2].1,
+        FIELDS[3].1,
+        FIELDS[4].1,
+        FIELDS[5].1,
+        FIELDS[6].1,
+        FIELDS[7].1,
+    ]);
+    line.push_str(name.as_deref().unwrap_or_default());
+    line.push(' ');
+    line.push_str(unique_id.or(job_uuid).as_deref().unwrap_or("-"));
+    for ((key, _), value) in FIELDS.iter().zip(fields) {
+        if let Some(value) = value {
+            line.push(' ');
+            line.push_str(key);
+            line.push('=');
+            push_quoted(line, &value);
         }
     }
     if let Some(body) = event.body_text() {
         let first = body.lines().next().unwrap_or_default();
-        line.push_str(&format!(" body={}", quote(first)));
+        line.push_str(" body=");
+        push_quoted(line, first);
     }
-    line
 }
 
-fn quote(value: &str) -> String {
+fn push_quoted(line: &mut String, value: &str) {
+    use std::fmt::Write as _;
     if !value.is_empty()
         && !value.contains(|c: char| c.is_whitespace() || c == '"' || c.is_control())
     {
-        value.to_owned()
+        line.push_str(value);
     } else {
-        format!("{value:?}")
+        let _ = write!(line, "{value:?}");
     }
 }
 

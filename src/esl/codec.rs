@@ -132,9 +132,21 @@ pub enum Message {
 impl Message {
     /// Turns one frame into its meaning.
     pub fn from_frame(frame: Frame) -> Message {
+        Message::from_frame_with(frame, false)
+    }
+
+    /// As [`Message::from_frame`]; with `detach`, an event's body is first
+    /// copied into an allocation of its own, so that the event does not keep
+    /// the rest of the read buffer it came from alive.
+    fn from_frame_with(frame: Frame, detach: bool) -> Message {
         let event = |format| {
             let ct = frame.content_type();
             let body = frame.body().cloned().unwrap_or_default();
+            let body = if detach {
+                Bytes::copy_from_slice(&body)
+            } else {
+                body
+            };
             match Event::parse(format, body) {
                 Ok(e) => Message::Event(e),
                 Err(error) => Message::Malformed {
@@ -291,6 +303,7 @@ fn content_length(head: &[u8], max: usize) -> Result<usize, DecodeError> {
 #[derive(Debug, Clone, Default)]
 pub struct EslCodec {
     frames: FrameCodec,
+    detach_events: bool,
 }
 
 impl EslCodec {
@@ -298,7 +311,18 @@ impl EslCodec {
     pub fn with_limits(max_header_block: usize, max_body: usize) -> EslCodec {
         EslCodec {
             frames: FrameCodec::with_limits(max_header_block, max_body),
+            detach_events: false,
         }
+    }
+
+    /// With `on`, each event's body is copied out of the read buffer before
+    /// it is parsed. Frames decoded from one buffer share its allocation, so
+    /// one event kept for long keeps the whole buffer alive; a consumer that
+    /// keeps events for long (a queue that is filling) turns this on to keep
+    /// its memory equal to the events it holds. Off by default: the copy
+    /// costs a little and is useless when events are consumed promptly.
+    pub fn set_detach_events(&mut self, on: bool) {
+        self.detach_events = on;
     }
 }
 
@@ -307,7 +331,11 @@ impl Decoder for EslCodec {
     type Error = DecodeError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
-        Ok(self.frames.decode(src)?.map(Message::from_frame))
+        let detach = self.detach_events;
+        Ok(self
+            .frames
+            .decode(src)?
+            .map(|f| Message::from_frame_with(f, detach)))
     }
 }
 

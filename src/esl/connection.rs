@@ -7,10 +7,18 @@
 //! `command/reply` and `api/response` frames to the oldest waiting request
 //! (FreeSWITCH answers strictly in order, with events interleaved: §2.6), hands
 //! BACKGROUND_JOB events to the `bgapi` call that chose their `Job-UUID`, and
-//! puts every other event on a bounded channel. When that channel is full the
-//! newest event is dropped and counted, and a [`Delivery::Lagged`] tells the
-//! consumer how many it missed before the next event it gets, so that it can
-//! reconcile instead of silently diverging.
+//! puts every other event on the connection's event queue. It reads in large
+//! chunks ([`READ_CHUNK`]) and hands every event decoded from one read to the
+//! queue at once, with one wake-up of the consumer, not one per event.
+//!
+//! The queue is bounded by **bytes** ([`ConnectOptions::event_queue_bytes`]:
+//! an event is charged its body plus its header index) and by a count
+//! ([`ConnectOptions::event_capacity`]). Beyond either bound the newest event
+//! is dropped and counted, and a [`Delivery::Lagged`] tells the consumer how
+//! many it missed before the next event it gets, so that it can reconcile
+//! instead of silently diverging. Once the queue is half full, event bodies are
+//! copied out of the read buffer as they are decoded, so that an event that
+//! waits does not keep a whole read chunk alive and the bound stays honest.
 //!
 //! The **writer** owns the write half and sends commands in the order callers
 //! submitted them, registering each reply slot just before its bytes go out.
@@ -31,18 +39,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::FramedRead;
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
 use uuid::Uuid;
 
 use super::api::ApiCommand;
 use super::codec::{DecodeError, EslCodec, Message, Reply};
 use super::command::{Command, EventName, Password};
 use super::event::{Event, EventFormat};
+pub use super::queue::queue_charge;
+use super::queue::Queue;
 
 /// How to connect and how long to wait.
 #[derive(Debug, Clone)]
@@ -59,13 +69,37 @@ pub struct ConnectOptions {
     pub idle_timeout: Option<Duration>,
     /// TCP keepalive idle time (probes follow every third of it).
     pub keepalive: Option<Duration>,
-    /// Capacity of the event channel; beyond it the newest events are dropped.
+    /// Most events the queue holds, whatever their size; beyond it the
+    /// newest events are dropped. The byte bound below is usually the one
+    /// that binds; this one caps a flood of tiny events.
     pub event_capacity: usize,
+    /// Most bytes the queue holds: each waiting event is charged its body
+    /// plus its header index ([`queue_charge`]). Beyond it the newest events
+    /// are dropped (an event larger than the whole bound is still taken when
+    /// the queue is empty). This is what bounds the connection's memory when
+    /// the consumer falls behind. Under glibc, expect up to about twice this
+    /// in resident memory: the reader allocates from the arena of whichever
+    /// runtime thread it runs on.
+    pub event_queue_bytes: usize,
 }
+
+/// Default of [`ConnectOptions::event_queue_bytes`]: 256 MiB, about 25,000
+/// typical channel events (6 kB of text and 4 kB of index each): room for a
+/// burst of many seconds while the pipeline waits (a full-speed replay of
+/// 27,000 recorded events lost some behind a 16 MiB bound). `fsgate events`,
+/// whose memory must stay small, asks for less.
+pub const DEFAULT_EVENT_QUEUE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The socket is read into chunks of this size (more when a frame is larger).
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// A new chunk is started when less than this is free in the current one.
+const MIN_READ: usize = 32 * 1024;
 
 impl ConnectOptions {
     /// Defaults for a password: 5 s connect, 10 s per request, 60 s idle
-    /// limit, 10 s keepalive, room for 65 536 queued events.
+    /// limit, 10 s keepalive, an event queue of at most 256 MiB
+    /// ([`DEFAULT_EVENT_QUEUE_BYTES`]) and 65,536 events.
     pub fn new(password: Password) -> ConnectOptions {
         ConnectOptions {
             password,
@@ -74,6 +108,7 @@ impl ConnectOptions {
             idle_timeout: Some(Duration::from_secs(60)),
             keepalive: Some(Duration::from_secs(10)),
             event_capacity: 65_536,
+            event_queue_bytes: DEFAULT_EVENT_QUEUE_BYTES,
         }
     }
 }
@@ -149,13 +184,14 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
-/// What the event channel carries.
+/// What the event queue carries.
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// One event, in the order FreeSWITCH sent it.
     Event(Event),
-    /// This many events were dropped (the channel was full) before the next
-    /// delivery. State built from events must be reconciled.
+    /// This many events were dropped (the queue was full) before the next
+    /// delivery, or before the end when the last events were dropped. State
+    /// built from events must be reconciled.
     Lagged(u64),
 }
 
@@ -168,6 +204,10 @@ pub struct Stats {
     pub events_dropped: AtomicU64,
     /// Frames that were well framed but unreadable.
     pub malformed: AtomicU64,
+    /// Bytes charged ([`queue_charge`]) by the events waiting in the queue now.
+    pub queued_bytes: AtomicU64,
+    /// The most bytes the queue ever held.
+    pub peak_queued_bytes: AtomicU64,
 }
 
 enum Answer {
@@ -215,19 +255,98 @@ pub struct Client {
 
 /// The events of one connection.
 pub struct Events {
-    rx: mpsc::Receiver<Delivery>,
+    queue: Arc<Queue>,
+    shared: Arc<Shared>,
     close_rx: watch::Receiver<Option<CloseReason>>,
 }
 
 impl Events {
-    /// The next delivery; `None` once the connection has ended.
+    /// The next delivery; `None` once the connection has ended and every
+    /// queued delivery was taken.
     pub async fn recv(&mut self) -> Option<Delivery> {
-        self.rx.recv().await
+        loop {
+            let ready = self.queue.ready.notified();
+            if let Some(one) = self.queue.take_one(&self.shared.stats) {
+                return one;
+            }
+            ready.await;
+        }
+    }
+
+    /// Waits for deliveries and moves up to `limit` of them into `out`
+    /// (appended); returns how many. Zero means the connection has ended and
+    /// the queue is drained. Draining in batches costs one lock and at most
+    /// one wake-up per batch instead of per event.
+    pub async fn recv_many(&mut self, out: &mut Vec<Delivery>, limit: usize) -> usize {
+        loop {
+            let ready = self.queue.ready.notified();
+            if let Some(n) = self.queue.take(out, limit, &self.shared.stats) {
+                return n;
+            }
+            ready.await;
+        }
     }
 
     /// Why the connection ended (after `recv` returned `None`).
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_rx.borrow().clone()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.queue.abandon(&self.shared.stats);
+    }
+}
+
+/// The read half with its buffer and decoder.
+struct Reader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    codec: EslCodec,
+}
+
+impl Reader {
+    fn new(read: OwnedReadHalf) -> Reader {
+        Reader {
+            read,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            codec: EslCodec::default(),
+        }
+    }
+
+    /// The next complete message already in the buffer.
+    fn decode(&mut self) -> Result<Option<Message>, DecodeError> {
+        self.codec.decode(&mut self.buf)
+    }
+
+    /// Reads once from the socket; false at a clean end of stream.
+    async fn fill(&mut self) -> Result<bool, DecodeError> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_CHUNK);
+        }
+        if self.read.read_buf(&mut self.buf).await? > 0 {
+            return Ok(true);
+        }
+        if self.buf.is_empty() {
+            Ok(false)
+        } else {
+            Err(DecodeError::Io(std::io::Error::other(
+                "bytes remaining on stream",
+            )))
+        }
+    }
+
+    /// The next message, reading as needed; `None` at a clean end of stream.
+    async fn next(&mut self) -> Result<Option<Message>, DecodeError> {
+        loop {
+            if let Some(m) = self.decode()? {
+                return Ok(Some(m));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
     }
 }
 
@@ -287,7 +406,7 @@ async fn connect_inner(
         socket2::SockRef::from(&stream).set_tcp_keepalive(&ka)?;
     }
     let (read, mut write) = stream.into_split();
-    let mut frames = FramedRead::with_capacity(read, EslCodec::default(), 64 * 1024);
+    let mut frames = Reader::new(read);
 
     let first = next_message(&mut frames).await?;
     match first {
@@ -325,32 +444,34 @@ async fn connect_inner(
         stats: Stats::default(),
     });
     let (tx, out_rx) = mpsc::unbounded_channel();
-    let (ev_tx, ev_rx) = mpsc::channel(opts.event_capacity.max(1));
+    let queue = Arc::new(Queue::new(opts.event_capacity, opts.event_queue_bytes));
     tokio::spawn(write_loop(write, out_rx, shared.clone()));
-    tokio::spawn(read_loop(frames, ev_tx, shared.clone(), opts.idle_timeout));
+    tokio::spawn(read_loop(
+        frames,
+        queue.clone(),
+        shared.clone(),
+        opts.idle_timeout,
+    ));
+    let events = Events {
+        queue,
+        shared: shared.clone(),
+        close_rx: close_rx.clone(),
+    };
     let client = Client {
         shared,
         tx,
         request_timeout: opts.request_timeout,
-        close_rx: close_rx.clone(),
+        close_rx,
     };
-    Ok((
-        client,
-        Events {
-            rx: ev_rx,
-            close_rx,
-        },
-    ))
+    Ok((client, events))
 }
 
-async fn next_message(
-    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
-) -> Result<Message, ConnectError> {
+async fn next_message(frames: &mut Reader) -> Result<Message, ConnectError> {
     match frames.next().await {
-        Some(Ok(m)) => Ok(m),
-        Some(Err(DecodeError::Io(e))) => Err(ConnectError::Io(e)),
-        Some(Err(e)) => Err(ConnectError::Protocol(e.to_string())),
-        None => Err(ConnectError::Io(std::io::Error::new(
+        Ok(Some(m)) => Ok(m),
+        Err(DecodeError::Io(e)) => Err(ConnectError::Io(e)),
+        Err(e) => Err(ConnectError::Protocol(e.to_string())),
+        Ok(None) => Err(ConnectError::Io(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "FreeSWITCH closed the connection",
         ))),
@@ -388,59 +509,96 @@ async fn write_loop(
     let _ = write.shutdown().await;
 }
 
+/// Ends the queue however the reader stops (returning, or the task aborted).
+struct EndQueue(Arc<Queue>);
+
+impl Drop for EndQueue {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 async fn read_loop(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
-    events: mpsc::Sender<Delivery>,
+    mut frames: Reader,
+    queue: Arc<Queue>,
     shared: Arc<Shared>,
     idle: Option<Duration>,
 ) {
-    let mut lag = 0u64;
+    let _end = EndQueue(queue.clone());
     let mut closing = shared.close_reason.subscribe();
     let idle_limit = idle.unwrap_or(Duration::MAX);
-    let reason = loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout(idle_limit, frames.next()) => match next {
-                Ok(next) => next,
-                Err(_) => break CloseReason::Idle(idle_limit),
-            },
+    let detach_above = (queue.max_bytes() / 2) as u64;
+    let mut batch: Vec<Event> = Vec::with_capacity(64);
+    let mut last_frame = Instant::now();
+    let reason = 'read: loop {
+        // Everything already buffered, then one read.
+        frames
+            .codec
+            .set_detach_events(shared.stats.queued_bytes.load(Ordering::Relaxed) > detach_above);
+        loop {
+            let message = match frames.decode() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    queue.push(&mut batch, &shared.stats);
+                    break 'read CloseReason::Error(e.to_string());
+                }
+            };
+            last_frame = Instant::now();
+            match message {
+                Message::Event(event) => {
+                    shared.stats.events_received.fetch_add(1, Ordering::Relaxed);
+                    if event.is("BACKGROUND_JOB") {
+                        // Events before it reach the queue before its waiter wakes.
+                        queue.push(&mut batch, &shared.stats);
+                        if let Some(event) = take_job_result(&shared, event) {
+                            batch.push(event);
+                        }
+                    } else {
+                        batch.push(event);
+                    }
+                }
+                Message::Reply(r) => {
+                    queue.push(&mut batch, &shared.stats);
+                    answer(&shared, Answer::Reply(r));
+                }
+                Message::ApiResponse(body) => {
+                    queue.push(&mut batch, &shared.stats);
+                    answer(&shared, Answer::Api(body));
+                }
+                Message::Disconnect(notice) if notice.is_linger() => {}
+                Message::Disconnect(_) => {
+                    queue.push(&mut batch, &shared.stats);
+                    break 'read CloseReason::PeerClosed;
+                }
+                Message::Malformed { error, .. } => {
+                    shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "unreadable event from FreeSWITCH skipped");
+                }
+                Message::AuthRequest
+                | Message::RudeRejection(_)
+                | Message::Log(_)
+                | Message::Other(_) => {}
+            }
+        }
+        queue.push(&mut batch, &shared.stats);
+        let deadline = last_frame.checked_add(idle_limit);
+        let read = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, frames.fill()).await.ok(),
+                None => Some(frames.fill().await),
+            }
+        };
+        let filled = tokio::select! {
+            filled = read => filled,
             // Closed locally: stop reading; the reason is already recorded.
             _ = closing.wait_for(Option::is_some) => return,
         };
-        let message = match next {
-            None => break CloseReason::PeerClosed,
+        match filled {
+            None => break CloseReason::Idle(idle_limit),
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => break CloseReason::PeerClosed,
             Some(Err(e)) => break CloseReason::Error(e.to_string()),
-            Some(Ok(m)) => m,
-        };
-        match message {
-            Message::Reply(r) => answer(&shared, Answer::Reply(r)),
-            Message::ApiResponse(body) => answer(&shared, Answer::Api(body)),
-            Message::Event(event) => {
-                shared.stats.events_received.fetch_add(1, Ordering::Relaxed);
-                let Some(event) = take_job_result(&shared, event) else {
-                    continue;
-                };
-                if lag > 0 {
-                    match events.try_send(Delivery::Lagged(lag)) {
-                        Ok(()) => lag = 0,
-                        Err(mpsc::error::TrySendError::Closed(_)) => continue,
-                        Err(mpsc::error::TrySendError::Full(_)) => {}
-                    }
-                }
-                if lag > 0 || events.try_send(Delivery::Event(event)).is_err() {
-                    lag += 1;
-                    shared.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Message::Disconnect(notice) if notice.is_linger() => {}
-            Message::Disconnect(_) => break CloseReason::PeerClosed,
-            Message::Malformed { error, .. } => {
-                shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "unreadable event from FreeSWITCH skipped");
-            }
-            Message::AuthRequest
-            | Message::RudeRejection(_)
-            | Message::Log(_)
-            | Message::Other(_) => {}
         }
     };
     tracing::debug!(%reason, "ESL connection ended");
@@ -460,12 +618,9 @@ fn answer(shared: &Shared, answer: Answer) {
     }
 }
 
-/// Routes a BACKGROUND_JOB to the `bgapi` that asked for it; returns every
-/// other event.
+/// Routes a BACKGROUND_JOB to the `bgapi` that asked for it; returns it
+/// when no `bgapi` waits for it.
 fn take_job_result(shared: &Shared, event: Event) -> Option<Event> {
-    if !event.is("BACKGROUND_JOB") {
-        return Some(event);
-    }
     let job = event.job_uuid()?.into_owned();
     let waiter = shared
         .jobs

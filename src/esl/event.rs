@@ -295,6 +295,43 @@ impl Event {
         self.find(name).is_some()
     }
 
+    /// The first value of each of `names` (ASCII case-insensitive), decoded,
+    /// found in one pass over the headers: cheaper than one [`Event::get`]
+    /// per name when several are read (each `get` scans the headers).
+    pub fn get_each<const N: usize>(&self, names: [&str; N]) -> [Option<Cow<'_, str>>; N] {
+        // Which wanted names have a given length (mod 64): most headers
+        // are skipped on one table look-up. Names past the 64th are
+        // compared one by one.
+        let mut by_len = [0u64; 64];
+        for (i, n) in names.iter().enumerate().take(64) {
+            by_len[n.len() % 64] |= 1 << i;
+        }
+        let mut found: [Option<&Field>; N] = [None; N];
+        let mut left = N;
+        for f in &self.fields {
+            if left == 0 {
+                break;
+            }
+            let name = self.name_of(f);
+            let mut mask = by_len[name.len() % 64];
+            while mask != 0 {
+                let i = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if found[i].is_none() && name.eq_ignore_ascii_case(names[i].as_bytes()) {
+                    found[i] = Some(f);
+                    left -= 1;
+                }
+            }
+            for i in 64..N {
+                if found[i].is_none() && name.eq_ignore_ascii_case(names[i].as_bytes()) {
+                    found[i] = Some(f);
+                    left -= 1;
+                }
+            }
+        }
+        found.map(|f| f.map(|f| self.decode(f)))
+    }
+
     /// Every value of header `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
         self.fields
@@ -585,6 +622,23 @@ fn serialize_json<N: AsRef<str>, V: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_each_agrees_with_get() {
+        for e in [
+            Event::parse_plain(Bytes::from_static(PLAIN)).unwrap(),
+            Event::parse_json(Bytes::from_static(
+                br#"{"Event-Name":"X","x-dup":"a","X-Dup":"b","N":1}"#,
+            ))
+            .unwrap(),
+        ] {
+            let names = ["X-Dup", "event-name", "Missing", "Job-UUID", "N", "x-dup"];
+            let got = e.get_each(names);
+            for (name, value) in names.iter().zip(got) {
+                assert_eq!(value, e.get(name), "{name}");
+            }
+        }
+    }
 
     const PLAIN: &[u8] = b"Event-Name: BACKGROUND_JOB\nCore-UUID: c1\nEvent-Sequence: 437\n\
 Job-UUID: j1\nJob-Command: status\nX-Dup: a\nX-Dup: b%20c\nvariable_DP_MATCH: ARRAY%3A%3A2000%7C%3A2000\n\

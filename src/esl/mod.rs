@@ -21,6 +21,7 @@ pub mod event;
 pub mod frame;
 mod json;
 pub mod node;
+mod queue;
 pub mod request;
 mod scan;
 pub mod urlenc;

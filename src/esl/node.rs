@@ -2,10 +2,12 @@
 //!
 //! A [`Node`] owns the connection to one configured switch. It connects,
 //! authenticates and subscribes; forwards every event, tagged with the node's
-//! name, to one channel shared by all nodes; and when the connection ends it
-//! says so ([`NodeEvent::Disconnected`]), then reconnects with jittered
-//! exponential backoff capped near one second, re-authenticating and
-//! re-subscribing, and says so again ([`NodeEvent::Connected`]). Upper layers
+//! name, to one channel shared by all nodes (taking them from the
+//! connection's byte-bounded queue a batch at a time; while that channel is
+//! full they wait in the queue, which drops beyond its bound); and when the
+//! connection ends it says so ([`NodeEvent::Disconnected`]), then reconnects
+//! with jittered exponential backoff capped near one second, re-authenticating
+//! and re-subscribing, and says so again ([`NodeEvent::Connected`]). Upper layers
 //! use those two signals to fail in-flight work with a result and to reconcile
 //! their view of live calls: events that happened while disconnected are gone.
 //!
@@ -283,21 +285,9 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
                 if out.send(hello).await.is_err() {
                     return;
                 }
-                while let Some(delivery) = events.recv().await {
-                    let msg = match delivery {
-                        Delivery::Event(event) => NodeEvent::Event {
-                            node: name.clone(),
-                            event,
-                        },
-                        Delivery::Lagged(dropped) => NodeEvent::Lagged {
-                            node: name.clone(),
-                            dropped,
-                        },
-                    };
-                    if out.send(msg).await.is_err() {
-                        client.close().await;
-                        return;
-                    }
+                if !forward(&mut events, &name, &out).await {
+                    client.close().await;
+                    return;
                 }
                 let reason = events.close_reason().unwrap_or(CloseReason::PeerClosed);
                 *shared.client.write().unwrap_or_else(|e| e.into_inner()) = None;
@@ -342,6 +332,38 @@ async fn supervise(config: NodeConfig, shared: Arc<Shared>, out: mpsc::Sender<No
         tokio::time::sleep(jitter(delay)).await;
         delay = (delay * 2).min(config.backoff_max);
     }
+}
+
+/// Deliveries taken from the connection's queue at once.
+const FORWARD_BATCH: usize = 32;
+
+/// Forwards a connection's deliveries until it ends (true) or `out` is
+/// closed (false). The queue is drained a batch at a time: one lock and at
+/// most one wake-up per batch, not per event.
+async fn forward(
+    events: &mut connection::Events,
+    name: &Arc<str>,
+    out: &mpsc::Sender<NodeEvent>,
+) -> bool {
+    let mut batch = Vec::with_capacity(FORWARD_BATCH);
+    while events.recv_many(&mut batch, FORWARD_BATCH).await > 0 {
+        for delivery in batch.drain(..) {
+            let msg = match delivery {
+                Delivery::Event(event) => NodeEvent::Event {
+                    node: name.clone(),
+                    event,
+                },
+                Delivery::Lagged(dropped) => NodeEvent::Lagged {
+                    node: name.clone(),
+                    dropped,
+                },
+            };
+            if out.send(msg).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 async fn connect_and_subscribe(
