@@ -290,16 +290,19 @@ async fn originate_rings_both_parties_with_the_masked_number() {
     rig.wait_session(&r, "active").await;
     rig.webhook("call.answered", |d| d["call_id"] == call_id.as_str())
         .await;
+    // The originate succeeds when the two legs are bridged: wait for that
+    // before B hangs up (a BYE right after B's 200 can beat the bridge, and
+    // then the switch never bridges and the originate rightly fails).
+    rig.webhook("command.result", |d| {
+        d["command"] == "originate" && d["status"] == "succeeded"
+    })
+    .await;
 
     b.hangup().await;
     a.ended_by_remote(STEP).await;
     rig.wait_session(&r, "open").await;
     rig.webhook("call.hangup", |d| d["call_id"] == call_id.as_str())
         .await;
-    rig.webhook("command.result", |d| {
-        d["command"] == "originate" && d["status"] == "succeeded"
-    })
-    .await;
 }
 
 /// The header each `additional_header` value must put into an INVITE.
